@@ -1,0 +1,54 @@
+//! Every configuration default, with the reason for it. The upstream service's
+//! defaults are kept where it has one, so a migrated deployment behaves the same.
+
+use std::time::Duration;
+
+/// Loopback only: with `auth.mode = "none"` anyone who can connect acts as the
+/// single user, so the default must not be reachable from the network.
+pub const LISTEN: &str = "127.0.0.1:3000";
+
+/// Relative to the working directory, like a project-local cache.
+pub const DATA_DIR: &str = ".sandboxd";
+
+/// Upstream default.
+pub const RESOURCE_FACTOR: u8 = 1;
+/// Upstream default.
+pub const START_SANDBOX_TIMEOUT_SECS: u32 = 120;
+/// Upstream default.
+pub const MAX_NUM_SANDBOXES: u32 = 10;
+/// Upstream default.
+pub const POLLING_INTERVAL_SECS: u32 = 15;
+
+/// The spec used when the operator configures none: the OpenHands agent server
+/// image, as upstream ships it.
+pub const SPEC_ID: &str = "ghcr.io/openhands/agent-server:latest-python";
+pub const SPEC_COMMAND: [&str; 3] = ["/usr/local/bin/openhands-agent-server", "--port", "60000"];
+pub const SPEC_WORKING_DIR: &str = "/workspace/project";
+
+/// The header a trusted gateway puts the authenticated user id in.
+pub const USER_HEADER: &str = "x-user-id";
+
+/// A plugin call that takes longer is cut off. Generous, because a start waits
+/// for the runtime API, which may take tens of seconds under load.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Linear memory one plugin call may use. The plugin needs a few MiB for a page
+/// of 100 sandboxes; this leaves room for large answers without letting a
+/// runaway call eat the machine.
+pub const MEMORY_LIMIT_BYTES: usize = 64 << 20;
+
+/// Plugin calls running at once (each holds one instance slot of the pooling
+/// allocator); more wait for a slot rather than fail.
+pub const MAX_INSTANCES: u32 = 256;
+
+/// Deadline of one outbound request unless the plugin asks for less. The
+/// runtime API's own upstream timeout for a start is tens of seconds.
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+pub const HTTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest response body handed to the plugin.
+pub const HTTP_MAX_RESPONSE_BYTES: usize = 16 << 20;
+/// Requests of one `send-batch` in flight at once.
+pub const HTTP_BATCH_CONCURRENCY: usize = 32;
+
+/// Largest request body the API reads.
+pub const MAX_REQUEST_BODY_BYTES: usize = 1 << 20;

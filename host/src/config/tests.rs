@@ -1,0 +1,237 @@
+use std::collections::HashMap;
+
+use super::*;
+
+const MINIMAL: &str = r#"
+[runtime]
+api_url = "https://runtime.example/"
+api_key = "rt-key"
+"#;
+
+fn load(toml_text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let mut raw: FileConfig =
+        toml::from_str(toml_text).map_err(|e| ConfigError(vec![e.to_string()]))?;
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| ((*k).into(), (*v).into()))
+        .collect();
+    raw.apply_env(|k| env.get(k).cloned())
+        .map_err(ConfigError)?;
+    validate(raw)
+}
+
+fn errors(toml_text: &str, env: &[(&str, &str)]) -> String {
+    match load(toml_text, env) {
+        Ok(_) => panic!("expected an invalid configuration"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn defaults_follow_upstream() {
+    let c = load(MINIMAL, &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.listen.to_string(), "127.0.0.1:3000");
+    assert_eq!(c.runtime.api_url, "https://runtime.example");
+    assert_eq!(c.runtime.resource_factor, 1);
+    assert_eq!(c.runtime.runtime_class, RuntimeClass::Gvisor);
+    assert_eq!(c.runtime.start_sandbox_timeout_secs, 120);
+    assert_eq!(c.runtime.max_num_sandboxes, 10);
+    assert_eq!(c.runtime.polling_interval_secs, 15);
+    assert_eq!(c.auth.mode, AuthMode::None);
+    assert_eq!(c.specs.len(), 1);
+    assert_eq!(
+        c.specs[0].id,
+        "ghcr.io/openhands/agent-server:latest-python"
+    );
+    assert_eq!(c.specs[0].working_dir, "/workspace/project");
+}
+
+#[test]
+fn the_documented_example_loads() {
+    let text = r#"
+listen = "127.0.0.1:3000"
+data_dir = ".sandboxd"
+web_url = "https://app.example"
+[runtime]
+api_url = "https://runtime.example"
+api_key = "secret-runtime-key"
+resource_factor = 2
+runtime_class = "sysbox"
+start_sandbox_timeout = 60
+max_num_sandboxes = 3
+polling_interval = 5
+[[specs]]
+id = "ghcr.io/openhands/agent-server:latest-python"
+command = ["/usr/local/bin/openhands-agent-server", "--port", "60000"]
+working_dir = "/workspace/project"
+initial_env = { LOG_JSON = "true", B = "2", A = "1" }
+[auth]
+mode = "api-keys"
+[[auth.keys]]
+key = "alice-key-0123456789"
+user_id = "alice"
+[[auth.keys]]
+key = "admin-key-0123456789"
+admin = true
+"#;
+    let c = load(text, &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.web_url.as_deref(), Some("https://app.example"));
+    assert_eq!(c.runtime.resource_factor, 2);
+    assert_eq!(c.runtime.runtime_class, RuntimeClass::Sysbox);
+    assert_eq!(c.auth.mode, AuthMode::ApiKeys);
+    assert_eq!(c.auth.keys.len(), 2);
+    assert_eq!(c.auth.keys[1].user_id, None);
+    let env: Vec<&str> = c.specs[0]
+        .initial_env
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .collect();
+    assert_eq!(
+        env,
+        vec!["LOG_JSON", "B", "A"],
+        "initial_env keeps the written order"
+    );
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let c = load(
+        MINIMAL,
+        &[
+            ("SANDBOXD_LISTEN", "127.0.0.1:4000"),
+            ("SANDBOXD_RESOURCE_FACTOR", "4"),
+            ("SANDBOXD_RUNTIME_CLASS", "sysbox"),
+            ("SANDBOXD_MAX_NUM_SANDBOXES", "2"),
+            ("SANDBOXD_RUNTIME_API_URL", "http://127.0.0.1:9999"),
+            ("SANDBOXD_WEB_URL", "https://me.example/"),
+            ("SANDBOXD_START_SANDBOX_TIMEOUT", "30"),
+            ("SANDBOXD_POLLING_INTERVAL", "2"),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.listen.port(), 4000);
+    assert_eq!(c.runtime.resource_factor, 4);
+    assert_eq!(c.runtime.runtime_class, RuntimeClass::Sysbox);
+    assert_eq!(c.runtime.max_num_sandboxes, 2);
+    assert_eq!(c.runtime.api_url, "http://127.0.0.1:9999");
+    assert_eq!(c.web_url.as_deref(), Some("https://me.example"));
+    assert_eq!(c.runtime.start_sandbox_timeout_secs, 30);
+    assert_eq!(c.runtime.polling_interval_secs, 2);
+}
+
+#[test]
+fn invalid_values_name_the_key_and_the_allowed_values() {
+    let e = errors(MINIMAL, &[("SANDBOXD_RESOURCE_FACTOR", "3")]);
+    assert!(
+        e.contains("runtime.resource_factor (SANDBOXD_RESOURCE_FACTOR)")
+            && e.contains("1, 2, 4 or 8"),
+        "{e}"
+    );
+    let e = errors(&format!("{MINIMAL}runtime_class = \"kata\"\n"), &[]);
+    assert!(
+        e.contains("runtime.runtime_class") && e.contains("gvisor or sysbox"),
+        "{e}"
+    );
+    let e = errors(MINIMAL, &[("SANDBOXD_RUNTIME_API_URL", "not a url")]);
+    assert!(
+        e.contains("runtime.api_url") && e.contains("not a valid URL"),
+        "{e}"
+    );
+    let e = errors(MINIMAL, &[("SANDBOXD_WEB_URL", "ftp://x")]);
+    assert!(
+        e.contains("web_url (SANDBOXD_WEB_URL)") && e.contains("http or https"),
+        "{e}"
+    );
+    let e = errors(MINIMAL, &[("SANDBOXD_AUTH_MODE", "magic")]);
+    assert!(e.contains("none, api-keys or trusted-header"), "{e}");
+    let e = errors(MINIMAL, &[("SANDBOXD_MAX_NUM_SANDBOXES", "0")]);
+    assert!(e.contains("runtime.max_num_sandboxes"), "{e}");
+    let e = errors(MINIMAL, &[("SANDBOXD_MAX_NUM_SANDBOXES", "ten")]);
+    assert!(
+        e.contains("SANDBOXD_MAX_NUM_SANDBOXES: expected a whole number"),
+        "{e}"
+    );
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let e = errors(
+        MINIMAL,
+        &[
+            ("SANDBOXD_RESOURCE_FACTOR", "3"),
+            ("SANDBOXD_RUNTIME_CLASS", "x"),
+            ("SANDBOXD_LISTEN", "nowhere"),
+        ],
+    );
+    assert_eq!(e.matches("\n  - ").count(), 3, "{e}");
+}
+
+#[test]
+fn a_runtime_is_required() {
+    let e = errors("", &[]);
+    assert!(
+        e.contains("runtime.api_url (SANDBOXD_RUNTIME_API_URL): a runtime is required"),
+        "{e}"
+    );
+    let e = errors("[runtime]\napi_url = \"http://rt.example\"\n", &[]);
+    assert!(
+        e.contains("runtime.api_key (SANDBOXD_RUNTIME_API_KEY): required"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_keys_are_refused() {
+    let e = errors(&format!("{MINIMAL}resource_factr = 2\n"), &[]);
+    assert!(e.contains("resource_factr"), "{e}");
+}
+
+#[test]
+fn unauthenticated_public_listen_is_refused_unless_allowed() {
+    let e = errors(MINIMAL, &[("SANDBOXD_LISTEN", "0.0.0.0:3000")]);
+    assert!(
+        e.contains("refusing to serve 0.0.0.0:3000 without authentication"),
+        "{e}"
+    );
+    assert!(
+        load(
+            MINIMAL,
+            &[
+                ("SANDBOXD_LISTEN", "0.0.0.0:3000"),
+                ("SANDBOXD_ALLOW_UNAUTHENTICATED_PUBLIC", "true")
+            ]
+        )
+        .is_ok()
+    );
+    assert!(
+        load(
+            MINIMAL,
+            &[
+                ("SANDBOXD_LISTEN", "0.0.0.0:3000"),
+                ("SANDBOXD_AUTH_MODE", "trusted-header")
+            ]
+        )
+        .is_ok()
+    );
+    assert!(load(MINIMAL, &[("SANDBOXD_LISTEN", "[::1]:3000")]).is_ok());
+}
+
+#[test]
+fn api_keys_must_be_complete() {
+    let e = errors(&format!("{MINIMAL}[auth]\nmode = \"api-keys\"\n"), &[]);
+    assert!(e.contains("at least one"), "{e}");
+    let e = errors(
+        &format!("{MINIMAL}[auth]\nmode = \"api-keys\"\n[[auth.keys]]\nkey = \"short\"\n"),
+        &[],
+    );
+    assert!(
+        e.contains("too short") && e.contains("set user_id, or admin = true"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_runtime_key_never_appears_in_debug_output() {
+    let c = load(MINIMAL, &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!format!("{c:?}").contains("rt-key"));
+}

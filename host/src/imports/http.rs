@@ -1,0 +1,198 @@
+//! `http`: outbound requests on one shared reqwest client.
+//!
+//! The host decides what leaves the process: every request passes the egress
+//! policy ([`crate::egress`]), is bounded by a deadline and a response size,
+//! and gets the runtime API key only when it names that credential *and* goes to
+//! the configured runtime API. The plugin never holds the key.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+
+use super::HostState;
+use crate::bindings::http::{Credential, Host, HttpError, Method, Request, Response};
+use crate::config::{Config, Secret};
+use crate::egress::{self, EgressPolicy};
+
+/// Most requests one `send-batch` accepts.
+const MAX_BATCH: usize = 10_000;
+
+#[derive(Clone)]
+pub struct HttpImport(Arc<Inner>);
+
+struct Inner {
+    client: reqwest::Client,
+    /// The runtime API base, normalised, with a trailing slash.
+    runtime_base: String,
+    runtime_key: Secret,
+    policy: EgressPolicy,
+    timeout: Duration,
+    max_response_bytes: usize,
+    batch_concurrency: usize,
+}
+
+impl HttpImport {
+    pub fn new(config: &Config) -> anyhow::Result<HttpImport> {
+        let policy = EgressPolicy::default();
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.http.connect_timeout)
+            .timeout(config.http.timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(Arc::new(policy.resolver()))
+            .user_agent(concat!("sandboxd/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let runtime_base = url::Url::parse(&format!("{}/", config.runtime.api_url))?.to_string();
+        Ok(HttpImport(Arc::new(Inner {
+            client,
+            runtime_base,
+            runtime_key: config.runtime.api_key.clone(),
+            policy,
+            timeout: config.http.timeout,
+            max_response_bytes: config.http.max_response_bytes,
+            batch_concurrency: config.http.batch_concurrency,
+        })))
+    }
+
+    pub async fn send(&self, request: Request) -> Result<Response, HttpError> {
+        let inner = &self.0;
+        let url = url::Url::parse(&request.url).map_err(|e| {
+            HttpError::InvalidRequest(format!("invalid URL '{}': {e}", request.url))
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(HttpError::InvalidRequest(format!(
+                "unsupported scheme in '{url}'"
+            )));
+        }
+        inner
+            .policy
+            .check_url(&url)
+            .map_err(|e| HttpError::Denied(e.to_string()))?;
+
+        let method = match request.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
+            Method::Delete => reqwest::Method::DELETE,
+        };
+        let timeout = request
+            .timeout_ms
+            .map(|ms| Duration::from_millis(u64::from(ms)).min(inner.timeout))
+            .unwrap_or(inner.timeout);
+        let mut builder = inner.client.request(method, url.clone()).timeout(timeout);
+        for (name, value) in &request.headers {
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| HttpError::InvalidRequest(format!("invalid header name '{name}'")))?;
+            let value = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
+                HttpError::InvalidRequest(format!("invalid value for header '{name}'"))
+            })?;
+            builder = builder.header(name, value);
+        }
+        if request.credential == Credential::RuntimeApi {
+            if !url.as_str().starts_with(&inner.runtime_base) {
+                return Err(HttpError::Denied(format!(
+                    "the runtime API credential is only sent to the runtime API, not to {}",
+                    egress::origin_of(&url)
+                )));
+            }
+            builder = builder.header("x-api-key", inner.runtime_key.expose());
+        }
+        if let Some(body) = request.body {
+            builder = builder.body(body);
+        }
+
+        let mut response = builder.send().await.map_err(transport_error)?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+            if body.len() + chunk.len() > inner.max_response_bytes {
+                return Err(HttpError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// All requests, at most `batch_concurrency` in flight, answers in order.
+    pub async fn send_batch(&self, requests: Vec<Request>) -> Vec<Result<Response, HttpError>> {
+        if requests.len() > MAX_BATCH {
+            let refusal = format!(
+                "a batch of {} requests exceeds the limit of {MAX_BATCH}",
+                requests.len()
+            );
+            return requests
+                .iter()
+                .map(|_| Err(HttpError::Denied(refusal.clone())))
+                .collect();
+        }
+        futures::stream::iter(requests)
+            .map(|r| self.send(r))
+            .buffered(self.0.batch_concurrency)
+            .collect()
+            .await
+    }
+}
+
+/// reqwest's error, as the plugin's `http-error`. The text never carries a
+/// header value, so the key cannot leak through it.
+fn transport_error(e: reqwest::Error) -> HttpError {
+    let text = error_chain(&e);
+    if e.is_timeout() {
+        HttpError::Timeout
+    } else if e.is_connect() {
+        HttpError::Connect(text)
+    } else if e.is_builder() {
+        HttpError::InvalidRequest(text)
+    } else {
+        HttpError::Transport(text)
+    }
+}
+
+/// The error and its causes in one line (reqwest's own text is often just
+/// "error sending request").
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+impl Host for HostState {
+    fn send(
+        &mut self,
+        request: Request,
+    ) -> impl Future<Output = Result<Response, HttpError>> + Send {
+        let http = self.services.http.clone();
+        async move { http.send(request).await }
+    }
+
+    fn send_batch(
+        &mut self,
+        requests: Vec<Request>,
+    ) -> impl Future<Output = Vec<Result<Response, HttpError>>> + Send {
+        let http = self.services.http.clone();
+        async move { http.send_batch(requests).await }
+    }
+}

@@ -1,0 +1,72 @@
+//! The host side of the WIT imports, one file per interface, and the state each
+//! plugin call carries.
+//!
+//! [`HostState`] is the data of one call's `Store`: who the caller is, the
+//! call's limits, and a handle on the shared [`Services`]. It lives exactly as
+//! long as the call: nothing a plugin does in one call is visible in the next
+//! except through storage.
+
+mod http;
+mod log;
+mod settings;
+mod storage;
+mod user;
+
+use std::sync::Arc;
+
+use wasmtime::StoreLimits;
+use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
+
+pub use self::http::HttpImport;
+pub use self::settings::plugin_settings;
+use crate::bindings::settings::Config as PluginSettings;
+use crate::storage::RedbStore;
+
+/// What every call shares: the HTTP client, the store, the settings.
+pub struct Services {
+    pub http: HttpImport,
+    pub store: RedbStore,
+    pub settings: PluginSettings,
+}
+
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub limits: StoreLimits,
+    /// The user this call acts for; none for admins and the host itself.
+    user: Option<String>,
+    /// The plugin version this call runs, for log lines.
+    plugin_version: Arc<str>,
+    services: Arc<Services>,
+}
+
+impl HostState {
+    pub fn new(
+        services: Arc<Services>,
+        user: Option<String>,
+        plugin_version: Arc<str>,
+        limits: StoreLimits,
+    ) -> Self {
+        HostState {
+            // No arguments, environment, files or sockets: WASI is there for the
+            // Rust standard library (clock, randomness, stderr), nothing else.
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limits,
+            user,
+            plugin_version,
+            services,
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl crate::bindings::types::Host for HostState {}

@@ -1,0 +1,41 @@
+//! `settings`: the validated configuration the logic needs (no secrets).
+
+use super::HostState;
+use crate::bindings::settings::{Config, Host};
+
+impl Host for HostState {
+    fn get(&mut self) -> Config {
+        self.services.settings.clone()
+    }
+}
+
+use crate::bindings::settings::RuntimeClass as WitRuntimeClass;
+use crate::bindings::types::SandboxSpec;
+use crate::config::{Config as HostConfig, RuntimeClass};
+
+/// The plugin's view of the configuration. Specs are stamped with `created_at`
+/// (the moment the service loaded them: they have no other birth date).
+pub fn plugin_settings(config: &HostConfig, created_at: &str) -> Config {
+    Config {
+        runtime_api_url: config.runtime.api_url.clone(),
+        web_url: config.web_url.clone(),
+        resource_factor: config.runtime.resource_factor,
+        runtime_class: match config.runtime.runtime_class {
+            RuntimeClass::Gvisor => WitRuntimeClass::Gvisor,
+            RuntimeClass::Sysbox => WitRuntimeClass::Sysbox,
+        },
+        start_sandbox_timeout_secs: config.runtime.start_sandbox_timeout_secs,
+        max_num_sandboxes: config.runtime.max_num_sandboxes,
+        specs: config
+            .specs
+            .iter()
+            .map(|s| SandboxSpec {
+                id: s.id.clone(),
+                command: s.command.clone(),
+                initial_env: s.initial_env.clone(),
+                working_dir: s.working_dir.clone(),
+                created_at: created_at.to_owned(),
+            })
+            .collect(),
+    }
+}

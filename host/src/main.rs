@@ -1,0 +1,96 @@
+//! `sandboxd`: the sandbox control plane for AI agents.
+//!
+//! The binary is plumbing around a WebAssembly plugin that holds the logic:
+//! - [`config`]: TOML + environment → a validated configuration;
+//! - [`engine`], [`plugin`]: wasmtime, the component, per-call isolation;
+//! - [`imports`]: what the plugin may use (HTTP, storage, user, log, settings);
+//! - [`storage`]: redb behind the WIT storage interface;
+//! - [`api`]: the HTTP API the app talks to.
+
+mod api;
+mod bindings;
+mod config;
+mod egress;
+mod engine;
+mod imports;
+mod plugin;
+mod serve;
+mod storage;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "sandboxd",
+    version,
+    about = "The sandbox control plane for AI agents"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API.
+    Serve {
+        /// A TOML configuration file; environment variables (SANDBOXD_*) override it.
+        #[arg(long, env = "SANDBOXD_CONFIG")]
+        config: Option<PathBuf>,
+        /// Run this plugin component instead of the embedded one.
+        #[arg(long, env = "SANDBOXD_PLUGIN")]
+        plugin: Option<PathBuf>,
+    },
+}
+
+fn init_tracing() {
+    let filter = EnvFilter::try_from_env("SANDBOXD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("SANDBOXD_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command {
+        Command::Serve { config, plugin } => {
+            let mut config = match config::Config::load(config.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("sandboxd: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if plugin.is_some() {
+                config.plugin.path = plugin;
+            }
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("sandboxd: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(serve::run(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("sandboxd: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! `sandboxd serve`: wire the parts together and run until told to stop.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState, Authenticator};
+use crate::config::Config;
+use crate::engine::EngineHandle;
+use crate::imports::{HttpImport, Services, plugin_settings};
+use crate::plugin::{CallLimits, EMBEDDED_PLUGIN, PluginHost};
+use crate::storage::RedbStore;
+
+/// How long requests in flight may take to finish at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            config.data_dir.display()
+        )
+    })?;
+    let store = RedbStore::open(&config.data_dir.join("sandboxd.redb"))?;
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let services = Arc::new(Services {
+        http: HttpImport::new(&config).context("cannot set up the HTTP client")?,
+        store,
+        settings: plugin_settings(&config, &now),
+    });
+
+    let engine =
+        EngineHandle::new(&config.plugin).context("cannot create the WebAssembly engine")?;
+    let (wasm, source) = match &config.plugin.path {
+        Some(path) => (read_plugin(path)?, path.display().to_string()),
+        None => (EMBEDDED_PLUGIN.to_vec(), "embedded".to_owned()),
+    };
+    let limits = CallLimits {
+        timeout: config.plugin.call_timeout,
+        memory_bytes: config.plugin.memory_limit_bytes,
+    };
+    let plugin = PluginHost::new(
+        engine.clone(),
+        services,
+        limits,
+        config.plugin.max_instances,
+        &wasm,
+        &source,
+    )
+    .await
+    .with_context(|| format!("cannot load the plugin ({source})"))?;
+    let current = plugin.current();
+    tracing::info!(
+        plugin = &*current.plugin_version,
+        contract = %current.contract_version,
+        sha256 = %current.sha256,
+        source = %current.source,
+        allocator = ?engine.allocator,
+        "plugin loaded"
+    );
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(AppState {
+        plugin: Arc::new(plugin),
+        auth: Authenticator::new(&config.auth)?,
+    });
+    tracing::info!(%addr, runtime_api = %config.runtime.api_url, auth = ?config.auth.mode, "sandboxd listening");
+    // Tests and scripts read the address (the port may be chosen by the OS) from
+    // this one line on standard output.
+    println!("sandboxd listening on http://{addr}");
+
+    api::serve(listener, state, shutdown_signal(), SHUTDOWN_GRACE).await;
+    tracing::info!("sandboxd stopped");
+    Ok(())
+}
+
+fn read_plugin(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read the plugin file {}", path.display()))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down");
+}

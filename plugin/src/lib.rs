@@ -1,0 +1,55 @@
+//! The sandboxd logic: every rule of the sandbox service, compiled to a
+//! `wasm32-wasip2` component that the `sandboxd` host runs.
+//!
+//! The crate is built twice. For `wasm32` the [`glue`] module binds the WIT world
+//! (`../wit`) and turns each exported call into a call on [`service::Service`]. For
+//! native `cargo test`, the same service runs against in-memory fakes of the
+//! imports ([`ports`] defines them as small traits), which is where the behaviour
+//! is tested.
+//!
+//! Layout, by what each module decides:
+//! - [`status`]: runtime state → one of five sandbox statuses.
+//! - [`urls`]: the four exposed URLs, in path and subdomain routing.
+//! - [`runtime`]: the runtime API client and its tolerant reading of answers.
+//! - [`schema`]: storage tables, keys and records (the plugin owns its schema).
+//! - [`paging`]: opaque cursor page ids.
+//! - [`service`]: the operations (search, get, start, pause, resume, delete, …).
+//! - [`specs`]: the sandbox specs.
+
+pub mod error;
+pub mod model;
+pub mod paging;
+pub mod ports;
+pub mod runtime;
+pub mod schema;
+pub mod service;
+pub mod session_key;
+pub mod specs;
+pub mod status;
+pub mod time;
+pub mod urls;
+
+#[cfg(target_family = "wasm")]
+mod glue;
+
+#[cfg(test)]
+mod testing;
+
+/// The version of the WIT package (`wit/world.wit`) this plugin is built against.
+pub const CONTRACT_VERSION: &str = "0.1.0";
+
+/// This plugin's own version.
+pub const PLUGIN_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[cfg(test)]
+mod contract_version_tests {
+    #[test]
+    fn matches_the_wit_package() {
+        let world = include_str!("../../wit/world.wit");
+        let expected = format!("package sandboxd:plugin@{};", super::CONTRACT_VERSION);
+        assert!(
+            world.lines().any(|l| l.trim() == expected),
+            "wit/world.wit must declare `{expected}`"
+        );
+    }
+}

@@ -1,0 +1,281 @@
+//! The calls of the runtime API contract, over the `http` import.
+//!
+//! Every request names the `runtime-api` credential: the host attaches the key.
+//! Every failure becomes a [`RuntimeError`] that says which call failed and why, in
+//! words fit for the caller's `detail`.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::Deserialize;
+
+use super::Runtime;
+use super::lenient::{MaybeRuntime, RuntimeList};
+use super::start::StartRequest;
+use crate::ports::{Credential, Http, HttpError, Method, Request, Response};
+use crate::urls::percent_encode;
+
+/// A failed runtime API call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeError {
+    /// `POST /start`, `GET /sessions/{id}`, …
+    pub call: String,
+    pub cause: Cause,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cause {
+    /// No answer (timeout, refused connection, broken connection, …).
+    Transport(HttpError),
+    /// An answer with a failure status; `body` is a short printable excerpt.
+    Status { status: u16, body: String },
+    /// A success status with a body we cannot read.
+    Malformed(String),
+}
+
+impl RuntimeError {
+    /// Whether the runtime may have carried out the call despite the failure (the
+    /// request may have been delivered), so the caller must check before assuming
+    /// it did not happen.
+    pub fn may_have_happened(&self) -> bool {
+        match &self.cause {
+            Cause::Transport(
+                HttpError::Connect(_) | HttpError::Denied(_) | HttpError::InvalidRequest(_),
+            ) => false,
+            Cause::Transport(_) => true,
+            Cause::Status { status, .. } => *status >= 500,
+            Cause::Malformed(_) => true,
+        }
+    }
+}
+
+impl fmt::Display for RuntimeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "runtime API {} ", self.call)?;
+        match &self.cause {
+            Cause::Transport(e) => write!(f, "failed: {e}"),
+            Cause::Status { status, body } if body.is_empty() => {
+                write!(f, "answered HTTP {status}")
+            }
+            Cause::Status { status, body } => write!(f, "answered HTTP {status}: {body}"),
+            Cause::Malformed(m) => write!(f, "answered an unreadable body: {m}"),
+        }
+    }
+}
+
+/// What a runtime action (`/pause`, `/resume`, `/stop`) came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Done; the body if it described a runtime (resume carries a new key).
+    Done(Option<Runtime>),
+    /// The runtime API does not know the runtime (404).
+    NotFound,
+}
+
+pub struct RuntimeApi<'a> {
+    http: &'a dyn Http,
+    /// Base URL without a trailing slash.
+    base: &'a str,
+}
+
+impl<'a> RuntimeApi<'a> {
+    pub fn new(http: &'a dyn Http, base: &'a str) -> Self {
+        RuntimeApi { http, base }
+    }
+
+    /// `GET /sessions/{id}`: the runtime of sandbox `id`, none on 404.
+    pub fn get(&self, session_id: &str) -> Result<Option<Runtime>, RuntimeError> {
+        let path = format!("/sessions/{}", percent_encode(session_id));
+        let call = format!("GET {path}");
+        let response = self.send(&call, self.request(Method::Get, &path))?;
+        if response.status == 404 {
+            return Ok(None);
+        }
+        let response = success(&call, response)?;
+        parse::<MaybeRuntime>(&call, &response.body).map(|m| m.0)
+    }
+
+    /// `GET /sessions/batch?ids=…`: the runtimes of `ids`, keyed by session id.
+    /// Makes no call at all for an empty list.
+    pub fn batch(&self, ids: &[&str]) -> Result<HashMap<String, Runtime>, RuntimeError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut path = String::from("/sessions/batch?");
+        for (i, id) in ids.iter().enumerate() {
+            if i > 0 {
+                path.push('&');
+            }
+            path.push_str("ids=");
+            path.push_str(&percent_encode(id));
+        }
+        let call = "GET /sessions/batch".to_owned();
+        let response = success(&call, self.send(&call, self.request(Method::Get, &path))?)?;
+        let list = parse::<RuntimeList>(&call, &response.body)?;
+        Ok(list
+            .0
+            .into_iter()
+            .filter_map(|rt| Some((rt.session_id.clone()?, rt)))
+            .collect())
+    }
+
+    /// `GET /list`: the running and recently active runtimes.
+    pub fn list(&self) -> Result<Vec<Runtime>, RuntimeError> {
+        #[derive(Deserialize)]
+        struct ListBody {
+            #[serde(default)]
+            runtimes: Option<RuntimeList>,
+        }
+        let call = "GET /list".to_owned();
+        let response = success(&call, self.send(&call, self.request(Method::Get, "/list"))?)?;
+        let body = parse::<ListBody>(&call, &response.body)?;
+        Ok(body.runtimes.map(|l| l.0).unwrap_or_default())
+    }
+
+    /// `POST /start`. `Ok(None)`: the runtime API accepted the start but its answer
+    /// described no runtime.
+    pub fn start(&self, body: &StartRequest<'_>) -> Result<Option<Runtime>, RuntimeError> {
+        let call = "POST /start".to_owned();
+        let json = serde_json::to_vec(body).map_err(|e| RuntimeError {
+            call: call.clone(),
+            cause: Cause::Malformed(format!("could not encode the request: {e}")),
+        })?;
+        let request = self.request(Method::Post, "/start").json(json);
+        let response = success(&call, self.send(&call, request)?)?;
+        Ok(serde_json::from_slice::<MaybeRuntime>(&response.body)
+            .ok()
+            .and_then(|m| m.0))
+    }
+
+    pub fn pause(&self, runtime_id: &str) -> Result<Action, RuntimeError> {
+        self.action("/pause", runtime_id)
+    }
+
+    pub fn resume(&self, runtime_id: &str) -> Result<Action, RuntimeError> {
+        self.action("/resume", runtime_id)
+    }
+
+    pub fn stop(&self, runtime_id: &str) -> Result<Action, RuntimeError> {
+        self.action("/stop", runtime_id)
+    }
+
+    /// `POST {path}` with `{"runtime_id": …}`; 404 is an answer, not a failure.
+    fn action(&self, path: &str, runtime_id: &str) -> Result<Action, RuntimeError> {
+        let call = format!("POST {path}");
+        let body = serde_json::json!({ "runtime_id": runtime_id }).to_string();
+        let request = self.request(Method::Post, path).json(body.into_bytes());
+        let response = self.send(&call, request)?;
+        if response.status == 404 {
+            return Ok(Action::NotFound);
+        }
+        let response = success(&call, response)?;
+        Ok(Action::Done(
+            serde_json::from_slice::<MaybeRuntime>(&response.body)
+                .ok()
+                .and_then(|m| m.0),
+        ))
+    }
+
+    fn request(&self, method: Method, path: &str) -> Request {
+        Request::new(method, format!("{}{path}", self.base)).credential(Credential::RuntimeApi)
+    }
+
+    fn send(&self, call: &str, request: Request) -> Result<Response, RuntimeError> {
+        self.http.send(request).map_err(|e| RuntimeError {
+            call: call.to_owned(),
+            cause: Cause::Transport(e),
+        })
+    }
+}
+
+fn success(call: &str, response: Response) -> Result<Response, RuntimeError> {
+    if response.is_success() {
+        Ok(response)
+    } else {
+        Err(RuntimeError {
+            call: call.to_owned(),
+            cause: Cause::Status {
+                status: response.status,
+                body: excerpt(&response.body),
+            },
+        })
+    }
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(call: &str, body: &[u8]) -> Result<T, RuntimeError> {
+    serde_json::from_slice(body).map_err(|e| RuntimeError {
+        call: call.to_owned(),
+        cause: Cause::Malformed(e.to_string()),
+    })
+}
+
+/// The first 200 characters of a body, printable, for an error message.
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect();
+    if text.chars().count() > 200 {
+        out.push('…');
+    }
+    out.trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_call_and_the_cause() {
+        let e = RuntimeError {
+            call: "POST /start".into(),
+            cause: Cause::Status {
+                status: 503,
+                body: "overloaded".into(),
+            },
+        };
+        assert_eq!(
+            e.to_string(),
+            "runtime API POST /start answered HTTP 503: overloaded"
+        );
+        let e = RuntimeError {
+            call: "GET /list".into(),
+            cause: Cause::Transport(HttpError::Timeout),
+        };
+        assert_eq!(e.to_string(), "runtime API GET /list failed: timed out");
+    }
+
+    #[test]
+    fn only_undelivered_requests_surely_did_not_happen() {
+        let e = |cause| RuntimeError {
+            call: String::new(),
+            cause,
+        };
+        assert!(!e(Cause::Transport(HttpError::Connect("refused".into()))).may_have_happened());
+        assert!(
+            !e(Cause::Status {
+                status: 409,
+                body: String::new()
+            })
+            .may_have_happened()
+        );
+        assert!(e(Cause::Transport(HttpError::Timeout)).may_have_happened());
+        assert!(e(Cause::Transport(HttpError::Transport("reset".into()))).may_have_happened());
+        assert!(
+            e(Cause::Status {
+                status: 502,
+                body: String::new()
+            })
+            .may_have_happened()
+        );
+    }
+
+    #[test]
+    fn excerpts_are_short_and_printable() {
+        assert_eq!(excerpt(b"a\nb"), "a b");
+        let long = "x".repeat(500);
+        assert_eq!(excerpt(long.as_bytes()).chars().count(), 201);
+    }
+}

@@ -1,0 +1,134 @@
+//! The sandbox service: the operations of the app-facing API.
+//!
+//! A [`Service`] lives for one call. It sees the world through the ports (store,
+//! HTTP, environment) and acts for one caller.
+//!
+//! Invariants kept here:
+//! - Scoping: every lookup goes through [`Service::load_visible`] or filters with
+//!   [`SandboxRecord::visible_to`]; another user's sandbox is `not-found`, exactly
+//!   like a missing one.
+//! - The session key is never stored, only its hash, and the hash is cleared on
+//!   pause and replaced on resume.
+//! - A record disappears only after its runtime is known to be gone.
+
+mod lifecycle;
+mod limit;
+mod read;
+
+use crate::error::{Error, Result};
+use crate::model::{SandboxInfo, Settings};
+use crate::ports::{Env, Http, Level, Store, StoreError};
+use crate::runtime::{Runtime, RuntimeApi};
+use crate::schema::{self, SandboxRecord};
+use crate::{status, time, urls};
+
+/// Longest sandbox id accepted from a caller.
+const MAX_ID_LEN: usize = 128;
+
+/// How often an update retries after losing a race with another call.
+const UPDATE_ATTEMPTS: usize = 3;
+
+pub struct Service<'a> {
+    pub store: &'a dyn Store,
+    pub http: &'a dyn Http,
+    pub env: &'a dyn Env,
+    pub settings: &'a Settings,
+    /// The user this call acts for; none sees everything.
+    pub caller: Option<String>,
+}
+
+impl<'a> Service<'a> {
+    fn runtime(&self) -> RuntimeApi<'a> {
+        RuntimeApi::new(self.http, &self.settings.runtime_api_url)
+    }
+
+    fn caller(&self) -> Option<&str> {
+        self.caller.as_deref()
+    }
+
+    fn log(&self, level: Level, message: &str, fields: &[(&str, &str)]) {
+        self.env.log(level, message, fields);
+    }
+
+    /// The stored record of sandbox `id` if the caller may see it.
+    fn load_visible(&self, id: &str) -> Result<SandboxRecord> {
+        self.find_visible(id)?
+            .ok_or_else(|| Error::sandbox_not_found(id))
+    }
+
+    fn find_visible(&self, id: &str) -> Result<Option<SandboxRecord>> {
+        if !is_valid_id(id) {
+            return Ok(None);
+        }
+        let Some(bytes) = self.store.get(schema::SANDBOXES, id.as_bytes())? else {
+            return Ok(None);
+        };
+        let record = SandboxRecord::decode(&bytes)?;
+        Ok(record.visible_to(self.caller()).then_some(record))
+    }
+
+    /// Apply `change` to the stored record of `id` and commit it, retrying if
+    /// another call changed the record in between. Returns the record as stored
+    /// afterwards, or none if it no longer exists.
+    fn update(
+        &self,
+        id: &str,
+        change: impl Fn(&mut SandboxRecord),
+    ) -> Result<Option<SandboxRecord>> {
+        for _ in 0..UPDATE_ATTEMPTS {
+            let Some(bytes) = self.store.get(schema::SANDBOXES, id.as_bytes())? else {
+                return Ok(None);
+            };
+            let old = SandboxRecord::decode(&bytes)?;
+            let mut new = old.clone();
+            change(&mut new);
+            if new == old {
+                return Ok(Some(old));
+            }
+            match self.store.commit(new.update_ops(&old)) {
+                Ok(()) => return Ok(Some(new)),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Conflict(format!(
+            "sandbox '{id}' is being changed by other calls; retry"
+        )))
+    }
+
+    /// The app's view of a stored sandbox and what its runtime said.
+    fn to_info(&self, record: &SandboxRecord, runtime: Option<&Runtime>) -> SandboxInfo {
+        let raw = status::from_runtime(runtime);
+        let (status, timeout_detail) = status::apply_start_timeout(
+            raw,
+            record.started_at_us,
+            self.env.now_micros(),
+            self.settings.start_sandbox_timeout_secs,
+        );
+        SandboxInfo {
+            id: record.id.clone(),
+            created_by_user_id: record.created_by_user_id.clone(),
+            sandbox_spec_id: record.sandbox_spec_id.clone(),
+            status,
+            session_api_key: runtime.and_then(|r| r.session_api_key.clone()),
+            exposed_urls: urls::exposed_urls(status, runtime),
+            created_at: time::iso8601(record.created_at_us),
+            status_detail: timeout_detail.or_else(|| runtime.and_then(|r| r.status_detail.clone())),
+        }
+    }
+}
+
+/// Sandbox ids are URL path segments and storage keys: 1 to 128 characters of
+/// ASCII letters, digits, `-`, `_` and `.`.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id != "."
+        && id != ".."
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+#[cfg(test)]
+mod tests;

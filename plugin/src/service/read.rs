@@ -1,0 +1,174 @@
+//! The read operations: search, get, batch get, lookup by session key.
+
+use std::collections::{HashMap, HashSet};
+
+use super::Service;
+use crate::error::{Error, Result};
+use crate::model::{SandboxInfo, SandboxPage};
+use crate::paging::{self, PageStart};
+use crate::ports::{Bound, Level, Scan};
+use crate::runtime::Runtime;
+use crate::schema::{self, SandboxRecord};
+use crate::session_key;
+
+/// Most items a page or a batch may hold.
+pub const MAX_PAGE: u32 = 100;
+
+impl Service<'_> {
+    /// Sandboxes newest first: one range scan of the caller's index, one batch
+    /// read of the records, at most one runtime batch call.
+    pub fn search(&self, page_id: Option<&str>, limit: u32) -> Result<SandboxPage> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let (table, prefix) = match self.caller() {
+            None => (schema::BY_CREATED, Vec::new()),
+            Some(user) => (schema::BY_OWNER, schema::owner_prefix(Some(user))),
+        };
+        let (start, skip) = match paging::parse(page_id) {
+            PageStart::First => (Bound::Included(prefix.clone()), 0),
+            PageStart::After(key) => (Bound::Excluded([prefix.as_slice(), &key].concat()), 0),
+            PageStart::Offset(n) => (Bound::Included(prefix.clone()), n),
+        };
+        let end = schema::prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
+        let want = u64::from(limit) + 1;
+        let rows = self.store.scan(Scan {
+            table,
+            start,
+            end,
+            reverse: false,
+            limit: u32::try_from(skip.saturating_add(want)).unwrap_or(u32::MAX),
+        })?;
+        let mut order_keys: Vec<&[u8]> = rows
+            .iter()
+            .skip(usize::try_from(skip).unwrap_or(usize::MAX))
+            .map(|(key, _)| &key[prefix.len().min(key.len())..])
+            .collect();
+        let has_more = order_keys.len() > limit as usize;
+        order_keys.truncate(limit as usize);
+
+        let ids: Vec<&str> = order_keys
+            .iter()
+            .filter_map(|k| schema::id_of_order_key(k))
+            .collect();
+        let records = self.load_many(&ids)?;
+        let runtimes = self.runtimes_of(&records);
+        Ok(SandboxPage {
+            items: records
+                .iter()
+                .map(|r| self.to_info(r, runtimes.get(&r.id)))
+                .collect(),
+            next_page_id: has_more
+                .then(|| order_keys.last().map(|k| paging::cursor(k)))
+                .flatten(),
+        })
+    }
+
+    /// One sandbox with its live status; a failing runtime API makes it `MISSING`.
+    pub fn get(&self, id: &str) -> Result<SandboxInfo> {
+        let record = self.load_visible(id)?;
+        let runtime = self.runtime_of(&record.id);
+        Ok(self.to_info(&record, runtime.as_ref()))
+    }
+
+    /// Sandboxes by id in the order asked, none where unknown or not visible.
+    pub fn batch_get(&self, ids: &[String]) -> Result<Vec<Option<SandboxInfo>>> {
+        if ids.len() > MAX_PAGE as usize {
+            return Err(Error::InvalidInput(format!(
+                "at most {MAX_PAGE} ids per request, got {}",
+                ids.len()
+            )));
+        }
+        let mut unique: Vec<&str> = Vec::with_capacity(ids.len());
+        let mut seen = HashSet::new();
+        for id in ids {
+            if super::is_valid_id(id) && seen.insert(id.as_str()) {
+                unique.push(id);
+            }
+        }
+        let records: HashMap<String, SandboxRecord> = self
+            .load_many(&unique)?
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
+        let found: Vec<SandboxRecord> = unique
+            .iter()
+            .filter_map(|id| records.get(*id).cloned())
+            .collect();
+        let runtimes = self.runtimes_of(&found);
+        Ok(ids
+            .iter()
+            .map(|id| records.get(id).map(|r| self.to_info(r, runtimes.get(id))))
+            .collect())
+    }
+
+    /// The sandbox whose current session key is `key`, if the caller may see it.
+    pub fn get_by_session_key(&self, key: &str) -> Result<Option<SandboxInfo>> {
+        if key.is_empty() {
+            return Ok(None);
+        }
+        let hash = session_key::hash(key);
+        let Some(id) = self.store.get(schema::BY_KEY_HASH, hash.as_bytes())? else {
+            return Ok(None);
+        };
+        let id = String::from_utf8_lossy(&id).into_owned();
+        let Some(record) = self.find_visible(&id)? else {
+            return Ok(None);
+        };
+        // The index and the record change together; this guards against a key
+        // that was rotated away between the two reads.
+        if record.session_api_key_hash.as_deref() != Some(hash.as_str()) {
+            return Ok(None);
+        }
+        let runtime = self.runtime_of(&record.id);
+        Ok(Some(self.to_info(&record, runtime.as_ref())))
+    }
+
+    /// Records of `ids` visible to the caller, in the order of `ids`. A record that
+    /// cannot be read is logged and left out rather than failing the whole page.
+    pub(super) fn load_many(&self, ids: &[&str]) -> Result<Vec<SandboxRecord>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<Vec<u8>> = ids.iter().map(|id| id.as_bytes().to_vec()).collect();
+        let values = self.store.get_many(schema::SANDBOXES, &keys)?;
+        let mut records = Vec::with_capacity(ids.len());
+        for (id, value) in ids.iter().zip(values) {
+            let Some(bytes) = value else { continue };
+            match SandboxRecord::decode(&bytes) {
+                Ok(r) if r.visible_to(self.caller()) => records.push(r),
+                Ok(_) => {}
+                Err(e) => self.log(
+                    Level::Error,
+                    "unreadable sandbox record",
+                    &[("sandbox_id", id), ("error", &e.to_string())],
+                ),
+            }
+        }
+        Ok(records)
+    }
+
+    /// The runtime of one sandbox; none if it has none or the API failed (logged).
+    pub(super) fn runtime_of(&self, id: &str) -> Option<Runtime> {
+        self.runtime().get(id).unwrap_or_else(|e| {
+            self.log(
+                Level::Warn,
+                "runtime lookup failed; reporting MISSING",
+                &[("sandbox_id", id), ("error", &e.to_string())],
+            );
+            None
+        })
+    }
+
+    /// The runtimes of many sandboxes in one batch call (none for an empty list);
+    /// if the call fails they are all reported `MISSING`.
+    pub(super) fn runtimes_of(&self, records: &[SandboxRecord]) -> HashMap<String, Runtime> {
+        let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+        self.runtime().batch(&ids).unwrap_or_else(|e| {
+            self.log(
+                Level::Warn,
+                "runtime batch lookup failed; reporting MISSING",
+                &[("error", &e.to_string())],
+            );
+            HashMap::new()
+        })
+    }
+}

@@ -1,0 +1,26 @@
+//! Session API keys are stored only as their SHA-256: a leaked database never
+//! yields a working key, and a lookup by key is a lookup by hash.
+
+use sha2::{Digest, Sha256};
+
+/// Lower-case hex SHA-256 of the key (the upstream service's format).
+pub fn hash(session_api_key: &str) -> String {
+    let digest = Sha256::digest(session_api_key.as_bytes());
+    let mut out = String::with_capacity(64);
+    for byte in digest {
+        out.push(char::from_digit(u32::from(byte >> 4), 16).unwrap_or('0'));
+        out.push(char::from_digit(u32::from(byte & 0xf), 16).unwrap_or('0'));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn is_lower_case_hex_sha256() {
+        assert_eq!(
+            super::hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

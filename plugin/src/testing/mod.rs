@@ -1,0 +1,89 @@
+//! In-memory fakes of the plugin's imports, for native tests of the service.
+//!
+//! - [`MemStore`]: the storage contract (ordered tables, atomic commits with
+//!   preconditions), with injectable backend failures.
+//! - [`FakeRuntimeApi`]: the runtime API contract behind the `http` port, with
+//!   raw JSON runtimes (so any field can be missing or malformed), a request log
+//!   and one-shot faults.
+//! - [`FakeEnv`]: a settable clock, predictable randomness and captured logs.
+
+mod env;
+mod runtime_api;
+mod store;
+
+pub use env::FakeEnv;
+pub use runtime_api::{FakeRuntimeApi, Fault};
+pub use store::MemStore;
+
+use crate::model::{RuntimeClass, SandboxSpec, Settings};
+use crate::service::Service;
+
+pub const RUNTIME_URL: &str = "http://runtime.test";
+
+pub fn spec(id: &str) -> SandboxSpec {
+    SandboxSpec {
+        id: id.into(),
+        command: Some(vec![
+            "/usr/local/bin/openhands-agent-server".into(),
+            "--port".into(),
+            "60000".into(),
+        ]),
+        initial_env: vec![("LOG_JSON".into(), "true".into())],
+        working_dir: "/workspace/project".into(),
+        created_at: "2026-01-01T00:00:00.000000Z".into(),
+    }
+}
+
+pub fn settings() -> Settings {
+    Settings {
+        runtime_api_url: RUNTIME_URL.into(),
+        web_url: None,
+        resource_factor: 1,
+        runtime_class: RuntimeClass::Gvisor,
+        start_sandbox_timeout_secs: 120,
+        max_num_sandboxes: 10,
+        specs: vec![spec("image:default"), spec("image:other")],
+    }
+}
+
+/// A store, a runtime API and an environment, shared by every call of a test.
+pub struct World {
+    pub store: MemStore,
+    pub runtime: FakeRuntimeApi,
+    pub env: FakeEnv,
+    pub settings: Settings,
+}
+
+impl World {
+    pub fn new() -> Self {
+        World {
+            store: MemStore::default(),
+            runtime: FakeRuntimeApi::new(RUNTIME_URL),
+            env: FakeEnv::default(),
+            settings: settings(),
+        }
+    }
+
+    /// The service as `user` sees it (none: admin / single user).
+    pub fn as_user(&self, user: Option<&str>) -> Service<'_> {
+        Service {
+            store: &self.store,
+            http: &self.runtime,
+            env: &self.env,
+            settings: &self.settings,
+            caller: user.map(str::to_owned),
+        }
+    }
+
+    pub fn alice(&self) -> Service<'_> {
+        self.as_user(Some("alice"))
+    }
+
+    pub fn bob(&self) -> Service<'_> {
+        self.as_user(Some("bob"))
+    }
+
+    pub fn admin(&self) -> Service<'_> {
+        self.as_user(None)
+    }
+}

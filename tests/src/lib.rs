@@ -1,0 +1,6 @@
+//! Test peers and harness for sandboxd's end-to-end tests and benchmarks.
+//!
+//! Everything here runs on 127.0.0.1 on ports the OS assigns, and stops when its
+//! handle is dropped.
+
+pub mod fake_runtime;
