@@ -3,4 +3,6 @@
 //! Everything here runs on 127.0.0.1 on ports the OS assigns, and stops when its
 //! handle is dropped.
 
+pub mod client;
 pub mod fake_runtime;
+pub mod sandboxd;
