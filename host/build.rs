@@ -6,6 +6,10 @@
 //! outer build's directory would deadlock on its lock. Flags meant for the host
 //! build (`CARGO_ENCODED_RUSTFLAGS`, `CARGO_TARGET_DIR`, the clippy wrapper) are
 //! removed from its environment.
+//!
+//! A fresh clone may lack the `wasm32-wasip2` standard library; where rustup
+//! manages the toolchain, it is installed here, so `cargo run` and `cargo test`
+//! work without a setup step.
 
 use std::env;
 use std::path::PathBuf;
@@ -30,6 +34,8 @@ fn main() {
     ] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
+
+    ensure_wasm_target();
 
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
@@ -69,4 +75,31 @@ fn main() {
             embedded.display()
         )
     });
+}
+
+/// Install the `wasm32-wasip2` target through rustup if the toolchain lacks it.
+fn ensure_wasm_target() {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
+    let Ok(installed) = installed else {
+        // No rustup: the toolchain is managed otherwise; the build below will say
+        // what is missing.
+        return;
+    };
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|l| l.trim() == "wasm32-wasip2")
+    {
+        return;
+    }
+    println!("cargo:warning=installing the wasm32-wasip2 target (rustup target add wasm32-wasip2)");
+    let status = Command::new("rustup")
+        .args(["target", "add", "wasm32-wasip2"])
+        .status();
+    if !status.is_ok_and(|s| s.success()) {
+        panic!(
+            "the wasm32-wasip2 target is missing and could not be installed; run: rustup target add wasm32-wasip2"
+        );
+    }
 }

@@ -19,5 +19,4 @@ wasmtime::component::bindgen!({
     additional_derives: [PartialEq, Eq],
 });
 
-pub use exports::sandboxd::plugin::{info, sandboxes, specs};
 pub use sandboxd::plugin::{http, log, settings, storage, types, user_context};

@@ -14,6 +14,7 @@ mod egress;
 mod engine;
 mod imports;
 mod plugin;
+mod plugin_cmd;
 mod serve;
 mod storage;
 
@@ -45,6 +46,28 @@ enum Command {
         #[arg(long, env = "SANDBOXD_PLUGIN")]
         plugin: Option<PathBuf>,
     },
+    /// Offline tools for plugin components.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Validate a component as `serve` would, and print its versions and interface.
+    Check {
+        /// The component (.wasm) to check.
+        file: PathBuf,
+    },
+    /// Measure a fresh store + instantiate + one export call.
+    Bench {
+        /// The component to measure (default: the embedded plugin).
+        file: Option<PathBuf>,
+        #[arg(long, default_value_t = 2000)]
+        iterations: usize,
+        /// Print one JSON line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn init_tracing() {
@@ -62,7 +85,17 @@ fn init_tracing() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    match cli.command {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sandboxd: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
         Command::Serve { config, plugin } => {
             let mut config = match config::Config::load(config.as_deref()) {
                 Ok(c) => c,
@@ -74,23 +107,24 @@ fn main() -> ExitCode {
             if plugin.is_some() {
                 config.plugin.path = plugin;
             }
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("sandboxd: cannot start the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(serve::run(config)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("sandboxd: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+            runtime.block_on(serve::run(config)).map(|()| true)
+        }
+        Command::Plugin(PluginCommand::Check { file }) => runtime.block_on(plugin_cmd::check(file)),
+        Command::Plugin(PluginCommand::Bench {
+            file,
+            iterations,
+            json,
+        }) => runtime
+            .block_on(plugin_cmd::bench(file, iterations.max(10), json))
+            .map(|()| true),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        // A refusal that was already explained on standard output.
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("sandboxd: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

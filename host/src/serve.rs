@@ -17,7 +17,9 @@ use crate::storage::RedbStore;
 /// How long requests in flight may take to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-pub async fn run(config: Config) -> anyhow::Result<()> {
+/// The engine, the shared services and the plugin of `config` (the embedded
+/// plugin unless `config.plugin.path` names another).
+pub async fn plugin_host(config: &Config) -> anyhow::Result<(EngineHandle, PluginHost)> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
@@ -27,9 +29,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let store = RedbStore::open(&config.data_dir.join("sandboxd.redb"))?;
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let services = Arc::new(Services {
-        http: HttpImport::new(&config).context("cannot set up the HTTP client")?,
+        http: HttpImport::new(config).context("cannot set up the HTTP client")?,
         store,
-        settings: plugin_settings(&config, &now),
+        settings: plugin_settings(config, &now),
     });
 
     let engine =
@@ -42,16 +44,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         timeout: config.plugin.call_timeout,
         memory_bytes: config.plugin.memory_limit_bytes,
     };
+    let max_instances = config.plugin.max_instances;
     let plugin = PluginHost::new(
         engine.clone(),
         services,
         limits,
-        config.plugin.max_instances,
+        max_instances,
         &wasm,
         &source,
     )
     .await
     .with_context(|| format!("cannot load the plugin ({source})"))?;
+    Ok((engine, plugin))
+}
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let (engine, plugin) = plugin_host(&config).await?;
     let current = plugin.current();
     tracing::info!(
         plugin = &*current.plugin_version,

@@ -12,25 +12,43 @@ fn sandboxd() -> Command {
 
 #[test]
 fn version_and_help_describe_the_binary() {
-    let out = sandboxd().arg("--version").output().unwrap_or_else(|e| panic!("{e}"));
+    let out = sandboxd()
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("sandboxd "));
-    let out = sandboxd().args(["serve", "--help"]).output().unwrap_or_else(|e| panic!("{e}"));
+    let out = sandboxd()
+        .args(["serve", "--help"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
     let help = String::from_utf8_lossy(&out.stdout);
-    assert!(help.contains("--config") && help.contains("--plugin"), "{help}");
+    assert!(
+        help.contains("--config") && help.contains("--plugin"),
+        "{help}"
+    );
 }
 
 #[test]
 fn serve_without_a_runtime_explains_what_is_missing() {
-    let out = sandboxd().arg("serve").output().unwrap_or_else(|e| panic!("{e}"));
+    let out = sandboxd()
+        .arg("serve")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("runtime.api_url (SANDBOXD_RUNTIME_API_URL): a runtime is required"), "{err}");
+    assert!(
+        err.contains("runtime.api_url (SANDBOXD_RUNTIME_API_URL): a runtime is required"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_missing_config_file_is_named() {
-    let out = sandboxd().args(["serve", "--config", "/nonexistent/sandboxd.toml"]).output().unwrap_or_else(|e| panic!("{e}"));
+    let out = sandboxd()
+        .args(["serve", "--config", "/nonexistent/sandboxd.toml"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/sandboxd.toml"));
 }

@@ -44,7 +44,7 @@ pub fn cursor(order_key: &[u8]) -> String {
 }
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.is_empty() || hex.len() % 2 != 0 || hex.len() > 2048 {
+    if hex.is_empty() || !hex.len().is_multiple_of(2) || hex.len() > 2048 {
         return None;
     }
     hex.as_bytes()

@@ -247,7 +247,7 @@ mod tests {
 
     #[test]
     fn order_keys_sort_newest_first_including_negative_times() {
-        let mut keys = vec![
+        let mut keys = [
             order_key(5, "a"),
             order_key(-3, "b"),
             order_key(1_000_000, "c"),

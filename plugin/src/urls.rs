@@ -28,13 +28,12 @@ pub fn exposed_urls(status: Status, runtime: Option<&Runtime>) -> Option<Vec<Exp
     let Some(url) = runtime.url.as_deref().filter(|u| !u.is_empty()) else {
         return Some(Vec::new());
     };
-    let runtime_id = runtime.runtime_id.as_deref();
+    let routes = Routes::new(url, runtime.runtime_id.as_deref());
     let key = runtime.session_api_key.as_deref().unwrap_or("");
-    let vscode = format!(
-        "{}?tkn={}&folder=%2Fworkspace%2Fproject",
-        service_url(url, "vscode", runtime_id),
-        percent_encode(key)
-    );
+    let mut vscode = routes.service("vscode");
+    vscode.push_str("?tkn=");
+    vscode.push_str(&percent_encode(key));
+    vscode.push_str("&folder=%2Fworkspace%2Fproject");
     Some(vec![
         ExposedUrl {
             name: "AGENT_SERVER",
@@ -48,12 +47,12 @@ pub fn exposed_urls(status: Status, runtime: Option<&Runtime>) -> Option<Vec<Exp
         },
         ExposedUrl {
             name: "WORKER_1",
-            url: service_url(url, "work-1", runtime_id),
+            url: routes.service("work-1"),
             port: WORKER_1_PORT,
         },
         ExposedUrl {
             name: "WORKER_2",
-            url: service_url(url, "work-2", runtime_id),
+            url: routes.service("work-2"),
             port: WORKER_2_PORT,
         },
     ])
@@ -66,20 +65,64 @@ pub fn exposed_urls(status: Status, runtime: Option<&Runtime>) -> Option<Vec<Exp
 /// `{scheme}://{name}-{netloc}{path}`, an empty path becoming `/`. Without a
 /// runtime id, path routing cannot be recognised and subdomain routing is used.
 pub fn service_url(url: &str, name: &str, runtime_id: Option<&str>) -> String {
-    let parts = split(url);
-    let path = if parts.path.is_empty() {
-        "/"
-    } else {
-        parts.path
-    };
-    match runtime_id {
-        Some(id) if !id.is_empty() && path.strip_prefix('/').is_some_and(|p| p.starts_with(id)) => {
-            format!("{}://{}/{id}/{name}", parts.scheme, parts.netloc)
+    Routes::new(url, runtime_id).service(name)
+}
+
+/// How one runtime's services are reached: the runtime URL split once, and the
+/// routing mode it implies. (A page of sandboxes builds hundreds of these URLs,
+/// so they are assembled directly rather than through `format!`.)
+struct Routes<'a> {
+    parts: Parts<'a>,
+    /// The runtime id when path routing is in use.
+    path_prefix: Option<&'a str>,
+}
+
+impl<'a> Routes<'a> {
+    fn new(url: &'a str, runtime_id: Option<&'a str>) -> Self {
+        let mut parts = split(url);
+        if parts.path.is_empty() {
+            parts.path = "/";
         }
-        _ => format!("{}://{name}-{}{path}", parts.scheme, parts.netloc),
+        let path_prefix = runtime_id.filter(|id| {
+            !id.is_empty()
+                && parts
+                    .path
+                    .strip_prefix('/')
+                    .is_some_and(|p| p.starts_with(id))
+        });
+        Routes { parts, path_prefix }
+    }
+
+    fn service(&self, name: &str) -> String {
+        let Parts {
+            scheme,
+            netloc,
+            path,
+        } = self.parts;
+        let mut out =
+            String::with_capacity(scheme.len() + netloc.len() + path.len() + name.len() + 8);
+        out.push_str(scheme);
+        out.push_str("://");
+        match self.path_prefix {
+            Some(id) => {
+                out.push_str(netloc);
+                out.push('/');
+                out.push_str(id);
+                out.push('/');
+                out.push_str(name);
+            }
+            None => {
+                out.push_str(name);
+                out.push('-');
+                out.push_str(netloc);
+                out.push_str(path);
+            }
+        }
+        out
     }
 }
 
+#[derive(Clone, Copy)]
 struct Parts<'a> {
     scheme: &'a str,
     netloc: &'a str,
@@ -113,12 +156,19 @@ fn is_scheme(s: &str) -> bool {
 /// and path segments. Session keys and sandbox ids are normally URL-safe already,
 /// and then this is the identity.
 pub fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
+    let unreserved = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
+    if s.bytes().all(unreserved) {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
     for byte in s.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+        if unreserved(byte) {
             out.push(char::from(byte));
         } else {
-            out.push_str(&format!("%{byte:02X}"));
+            const HEX: &[u8; 16] = b"0123456789ABCDEF";
+            out.push('%');
+            out.push(char::from(HEX[usize::from(byte >> 4)]));
+            out.push(char::from(HEX[usize::from(byte & 0xf)]));
         }
     }
     out

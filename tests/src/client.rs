@@ -20,7 +20,12 @@ pub struct Reply {
 impl Reply {
     /// The body, after checking the status is 200.
     pub fn ok(self) -> Value {
-        assert_eq!(self.status, StatusCode::OK, "unexpected answer: {}", self.body);
+        assert_eq!(
+            self.status,
+            StatusCode::OK,
+            "unexpected answer: {}",
+            self.body
+        );
         self.body
     }
 
@@ -34,7 +39,10 @@ impl Api {
     pub fn new(base: &str) -> Api {
         Api {
             base: base.trim_end_matches('/').to_owned(),
-            client: reqwest::Client::builder().no_proxy().build().unwrap_or_else(|e| panic!("client: {e}")),
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .unwrap_or_else(|e| panic!("client: {e}")),
             headers: Vec::new(),
         }
     }
@@ -58,7 +66,10 @@ impl Api {
         let resp = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
         let status = resp.status();
         let bytes = resp.bytes().await.unwrap_or_default();
-        Reply { status, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }
+        Reply {
+            status,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
     }
 
     /// The raw body of a GET, for checks on the exact text.

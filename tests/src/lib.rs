@@ -5,4 +5,5 @@
 
 pub mod client;
 pub mod fake_runtime;
+pub mod load;
 pub mod sandboxd;

@@ -91,14 +91,20 @@ impl Sandboxd {
     pub fn start_with(options: Options) -> Sandboxd {
         match Sandboxd::try_start(options) {
             Ok(s) => s,
-            Err(f) => panic!("sandboxd did not start (exit {:?}):\n{}", f.exit_code, f.stderr),
+            Err(f) => panic!(
+                "sandboxd did not start (exit {:?}):\n{}",
+                f.exit_code, f.stderr
+            ),
         }
     }
 
     /// Start sandboxd; if it exits instead of listening, say how.
     pub fn try_start(options: Options) -> Result<Sandboxd, StartFailure> {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-        let data_dir = options.data_dir.clone().unwrap_or_else(|| dir.path().join("data"));
+        let data_dir = options
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| dir.path().join("data"));
         let log_path = dir.path().join("sandboxd.log");
         let log = std::fs::File::create(&log_path).unwrap_or_else(|e| panic!("log file: {e}"));
         let mut cmd = Command::new(binary());
@@ -108,6 +114,10 @@ impl Sandboxd {
             .env("SANDBOXD_LISTEN", "127.0.0.1:0")
             .env("SANDBOXD_DATA_DIR", &data_dir)
             .env("SANDBOXD_LOG", "info,sandboxd=debug,plugin=debug")
+            .envs(
+                std::env::vars()
+                    .filter(|(k, _)| k == "SANDBOXD_WASM_PERFMAP" || k == "TOKIO_WORKER_THREADS"),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));
@@ -122,19 +132,22 @@ impl Sandboxd {
         for (k, v) in &options.env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {}: {e}", binary().display()));
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary().display()));
 
         // Read the "listening" line on a thread, so a silent child cannot hang us.
-        let stdout = child.stdout.take().unwrap_or_else(|| panic!("stdout is piped"));
+        let stdout = child
+            .stdout
+            .take()
+            .unwrap_or_else(|| panic!("stdout is piped"));
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if !sent {
-                    if let Some(url) = line.strip_prefix("sandboxd listening on ") {
-                        let _ = tx.send(url.trim().to_owned());
-                        sent = true;
-                    }
+                if !sent && let Some(url) = line.strip_prefix("sandboxd listening on ") {
+                    let _ = tx.send(url.trim().to_owned());
+                    sent = true;
                 }
             }
         });
@@ -147,13 +160,34 @@ impl Sandboxd {
             }
         };
         match rx.recv_timeout(START_TIMEOUT) {
-            Ok(url) => Ok(Sandboxd { child, url, dir, data_dir }),
+            Ok(url) => Ok(Sandboxd {
+                child,
+                url,
+                dir,
+                data_dir,
+            }),
             Err(_) => Err(failure(&mut child)),
         }
     }
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// CPU time (user + system) the process has used so far, from `/proc` (Linux).
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // Fields after the parenthesised command name; utime and stime are the
+        // 14th and 15th fields of the line, in clock ticks (100 per second).
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some(Duration::from_millis(ticks * 10))
     }
 
     pub fn data_dir(&self) -> &Path {

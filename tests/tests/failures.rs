@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use sandboxd_tests::fake_runtime::{Fault, FakeRuntime};
+use sandboxd_tests::fake_runtime::{FakeRuntime, Fault};
 use sandboxd_tests::sandboxd::{Options, Sandboxd};
 
 fn id_of(v: &Value) -> String {
@@ -16,13 +16,27 @@ async fn a_refused_start_is_a_502_naming_the_cause_and_leaves_nothing() {
     let rt = FakeRuntime::start();
     let sd = Sandboxd::start(&rt);
     let api = sd.api();
-    rt.inject(Fault::status(500, r#"{"detail":"cluster full"}"#).on("POST", "/start").once());
+    rt.inject(
+        Fault::status(500, r#"{"detail":"cluster full"}"#)
+            .on("POST", "/start")
+            .once(),
+    );
     let reply = api.post("/api/v1/sandboxes?sandbox_id=doomed").await;
     assert_eq!(reply.status, 502);
-    assert!(reply.detail().contains("HTTP 500") && reply.detail().contains("cluster full"), "{}", reply.detail());
-    assert_eq!(api.get("/api/v1/sandboxes/search").await.ok()["items"], json!([]));
+    assert!(
+        reply.detail().contains("HTTP 500") && reply.detail().contains("cluster full"),
+        "{}",
+        reply.detail()
+    );
+    assert_eq!(
+        api.get("/api/v1/sandboxes/search").await.ok()["items"],
+        json!([])
+    );
     // The id is free again.
-    assert_eq!(api.post("/api/v1/sandboxes?sandbox_id=doomed").await.ok()["id"], "doomed");
+    assert_eq!(
+        api.post("/api/v1/sandboxes?sandbox_id=doomed").await.ok()["id"],
+        "doomed"
+    );
 }
 
 #[tokio::test]
@@ -33,7 +47,10 @@ async fn a_dropped_connection_on_start_leaves_no_record_of_a_sandbox_that_does_n
     rt.inject(Fault::drop_connection().on("POST", "/start").once());
     let reply = api.post("/api/v1/sandboxes").await;
     assert_eq!(reply.status, 502, "{}", reply.body);
-    assert_eq!(api.get("/api/v1/sandboxes/search").await.ok()["items"], json!([]));
+    assert_eq!(
+        api.get("/api/v1/sandboxes/search").await.ok()["items"],
+        json!([])
+    );
     assert!(rt.runtimes().is_empty());
 }
 
@@ -47,12 +64,19 @@ async fn a_runtime_api_that_is_down_fails_writes_clearly_and_reads_report_missin
 
     let reply = api.post("/api/v1/sandboxes").await;
     assert_eq!(reply.status, 502);
-    assert!(reply.detail().contains("POST /start") && reply.detail().contains("connect"), "{}", reply.detail());
+    assert!(
+        reply.detail().contains("POST /start") && reply.detail().contains("connect"),
+        "{}",
+        reply.detail()
+    );
     let page = api.get("/api/v1/sandboxes/search").await.ok();
     assert_eq!(page["items"].as_array().map(Vec::len), Some(1));
     assert_eq!(page["items"][0]["status"], "MISSING");
     assert_eq!(api.sandbox(&id).await["status"], "MISSING");
-    assert_eq!(api.get(&format!("/api/v1/sandboxes/{id}")).await.ok()["status"], "MISSING");
+    assert_eq!(
+        api.get(&format!("/api/v1/sandboxes/{id}")).await.ok()["status"],
+        "MISSING"
+    );
     for reply in [
         api.post(&format!("/api/v1/sandboxes/{id}/pause")).await,
         api.post(&format!("/api/v1/sandboxes/{id}/resume")).await,
@@ -61,7 +85,10 @@ async fn a_runtime_api_that_is_down_fails_writes_clearly_and_reads_report_missin
         assert_eq!(reply.status, 502, "{}", reply.body);
     }
     // Nothing was forgotten while the runtime was away.
-    assert_eq!(api.get("/api/v1/sandboxes/search").await.ok()["items"][0]["id"], json!(id));
+    assert_eq!(
+        api.get("/api/v1/sandboxes/search").await.ok()["items"][0]["id"],
+        json!(id)
+    );
 }
 
 #[tokio::test]
@@ -77,7 +104,10 @@ async fn a_failing_stop_keeps_the_sandbox_so_no_runtime_is_orphaned() {
     assert_eq!(api.sandbox(&id).await["status"], "RUNNING");
     // Retrying works, and a 404 from /stop counts as gone.
     rt.inject(Fault::status(404, "").on("POST", "/stop").once());
-    assert_eq!(api.delete(&format!("/api/v1/sandboxes/{id}")).await.ok(), json!({"success": true}));
+    assert_eq!(
+        api.delete(&format!("/api/v1/sandboxes/{id}")).await.ok(),
+        json!({"success": true})
+    );
     assert_eq!(api.sandbox(&id).await, Value::Null);
 }
 
@@ -94,9 +124,15 @@ async fn malformed_runtime_answers_are_tolerated() {
         assert_eq!(page["items"][0]["status"], "MISSING", "batch body {body}");
     }
     rt.inject(Fault::batch_null_body().once());
-    assert_eq!(api.get("/api/v1/sandboxes/search").await.ok()["items"][0]["status"], "MISSING");
+    assert_eq!(
+        api.get("/api/v1/sandboxes/search").await.ok()["items"][0]["status"],
+        "MISSING"
+    );
     rt.inject(Fault::batch_null_entries().once());
-    assert_eq!(api.get("/api/v1/sandboxes/search").await.ok()["items"][0]["status"], "RUNNING");
+    assert_eq!(
+        api.get("/api/v1/sandboxes/search").await.ok()["items"][0]["status"],
+        "RUNNING"
+    );
 
     rt.set_field(&id, "status", json!(42));
     rt.set_field(&id, "url", Value::Null);
@@ -106,27 +142,61 @@ async fn malformed_runtime_answers_are_tolerated() {
     rt.set_status(&id, "running");
     rt.remove_field(&id, "url");
     let sb = api.get(&format!("/api/v1/sandboxes/{id}")).await.ok();
-    assert_eq!((sb["status"].clone(), sb["exposed_urls"].clone()), (json!("RUNNING"), json!([])));
+    assert_eq!(
+        (sb["status"].clone(), sb["exposed_urls"].clone()),
+        (json!("RUNNING"), json!([]))
+    );
 
-    rt.inject(Fault::body("<html>oops</html>").on("GET", "/sessions/").once());
-    assert_eq!(api.get(&format!("/api/v1/sandboxes/{id}")).await.ok()["status"], "MISSING");
-    rt.inject(Fault::body("{\"runtimes\": [1, null, {\"session_id\": 7}]}").on("GET", "/list").once());
-    assert_eq!(api.post("/api/v1/sandboxes").await.status, 200, "a malformed /list never fails a start");
+    rt.inject(
+        Fault::body("<html>oops</html>")
+            .on("GET", "/sessions/")
+            .once(),
+    );
+    assert_eq!(
+        api.get(&format!("/api/v1/sandboxes/{id}")).await.ok()["status"],
+        "MISSING"
+    );
+    rt.inject(
+        Fault::body("{\"runtimes\": [1, null, {\"session_id\": 7}]}")
+            .on("GET", "/list")
+            .once(),
+    );
+    assert_eq!(
+        api.post("/api/v1/sandboxes").await.status,
+        200,
+        "a malformed /list never fails a start"
+    );
 }
 
 #[tokio::test]
 async fn a_slow_runtime_api_is_cut_off_by_the_configured_timeout() {
     let rt = FakeRuntime::start();
-    let config = format!("[runtime]\napi_url = \"{}\"\napi_key = \"{}\"\n[http]\ntimeout = 0.5\n", rt.url(), rt.api_key());
+    let config = format!(
+        "[runtime]\napi_url = \"{}\"\napi_key = \"{}\"\n[http]\ntimeout = 0.5\n",
+        rt.url(),
+        rt.api_key()
+    );
     let sd = Sandboxd::start_with(Options::default().config(&config));
     let api = sd.api();
     let id = id_of(&api.start().await);
-    rt.inject(Fault::delay(Duration::from_secs(3)).on("GET", "/sessions/").once());
+    rt.inject(
+        Fault::delay(Duration::from_secs(3))
+            .on("GET", "/sessions/")
+            .once(),
+    );
     let started = std::time::Instant::now();
     let sb = api.get(&format!("/api/v1/sandboxes/{id}")).await.ok();
     assert_eq!(sb["status"], "MISSING");
-    assert!(started.elapsed() < Duration::from_secs(2), "waited {:?}", started.elapsed());
-    rt.inject(Fault::delay(Duration::from_secs(3)).on("POST", "/pause").once());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "waited {:?}",
+        started.elapsed()
+    );
+    rt.inject(
+        Fault::delay(Duration::from_secs(3))
+            .on("POST", "/pause")
+            .once(),
+    );
     let reply = api.post(&format!("/api/v1/sandboxes/{id}/pause")).await;
     assert_eq!(reply.status, 502);
     assert!(reply.detail().contains("timed out"), "{}", reply.detail());

@@ -20,22 +20,52 @@ async fn a_sandbox_is_started_read_paused_resumed_and_deleted() {
 
     let sb = api.start().await;
     let id = id_of(&sb);
-    assert!(id.len() >= 20 && id.chars().all(|c| c.is_ascii_alphanumeric()), "base62 id: {id}");
+    assert!(
+        id.len() >= 20 && id.chars().all(|c| c.is_ascii_alphanumeric()),
+        "base62 id: {id}"
+    );
     assert_eq!(sb["status"], "RUNNING");
     assert_eq!(sb["created_by_user_id"], Value::Null);
-    assert_eq!(sb["sandbox_spec_id"], "ghcr.io/openhands/agent-server:latest-python");
-    let key = sb["session_api_key"].as_str().unwrap_or_default().to_owned();
-    assert_eq!(rt.runtime(&id).map(|r| r["session_api_key"].clone()), Some(json!(key)));
+    assert_eq!(
+        sb["sandbox_spec_id"],
+        "ghcr.io/openhands/agent-server:latest-python"
+    );
+    let key = sb["session_api_key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        rt.runtime(&id).map(|r| r["session_api_key"].clone()),
+        Some(json!(key))
+    );
     assert!(sb["created_at"].as_str().is_some_and(|t| t.ends_with('Z')));
     assert_eq!(sb["exposed_urls"].as_array().map(Vec::len), Some(4));
     // Fields come in the upstream service's order.
     let text = api.get_text(&format!("/api/v1/sandboxes/{id}")).await;
-    let fields = ["id", "created_by_user_id", "sandbox_spec_id", "status", "session_api_key", "exposed_urls", "created_at"];
-    let positions: Vec<usize> = fields.iter().map(|f| text.find(&format!("\"{f}\":")).unwrap_or(usize::MAX)).collect();
-    assert!(positions.windows(2).all(|w| w[0] < w[1]), "field order in {text}");
+    let fields = [
+        "id",
+        "created_by_user_id",
+        "sandbox_spec_id",
+        "status",
+        "session_api_key",
+        "exposed_urls",
+        "created_at",
+    ];
+    let positions: Vec<usize> = fields
+        .iter()
+        .map(|f| text.find(&format!("\"{f}\":")).unwrap_or(usize::MAX))
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "field order in {text}"
+    );
 
     // The host attached the runtime API key; the body is the contract's.
-    let start = rt.requests().into_iter().find(|r| r.path == "/start").unwrap_or_else(|| panic!("no /start"));
+    let start = rt
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/start")
+        .unwrap_or_else(|| panic!("no /start"));
     assert_eq!(start.header("x-api-key"), Some(rt.api_key()));
     assert_eq!(
         rt.start_request(&id),
@@ -57,26 +87,61 @@ async fn a_sandbox_is_started_read_paused_resumed_and_deleted() {
     let page = api.get("/api/v1/sandboxes/search").await.ok();
     assert_eq!(page, json!({"items": [sb], "next_page_id": null}));
 
-    assert_eq!(api.post(&format!("/api/v1/sandboxes/{id}/pause")).await.ok(), json!({"success": true}));
+    assert_eq!(
+        api.post(&format!("/api/v1/sandboxes/{id}/pause"))
+            .await
+            .ok(),
+        json!({"success": true})
+    );
     let paused = api.sandbox(&id).await;
     assert_eq!(paused["status"], "PAUSED");
     assert_eq!(paused["exposed_urls"], Value::Null);
 
-    assert_eq!(api.post(&format!("/api/v1/sandboxes/{id}/resume")).await.ok(), json!({"success": true}));
+    assert_eq!(
+        api.post(&format!("/api/v1/sandboxes/{id}/resume"))
+            .await
+            .ok(),
+        json!({"success": true})
+    );
     let resumed = api.sandbox(&id).await;
     assert_eq!(resumed["status"], "RUNNING");
-    assert_ne!(resumed["session_api_key"], json!(key), "the key rotates on resume");
+    assert_ne!(
+        resumed["session_api_key"],
+        json!(key),
+        "the key rotates on resume"
+    );
 
     let runtime_id = rt.runtime_id(&id).unwrap_or_default();
-    assert_eq!(api.delete(&format!("/api/v1/sandboxes/{id}")).await.ok(), json!({"success": true}));
-    let stop = rt.requests().into_iter().find(|r| r.path == "/stop").unwrap_or_else(|| panic!("no /stop"));
+    assert_eq!(
+        api.delete(&format!("/api/v1/sandboxes/{id}")).await.ok(),
+        json!({"success": true})
+    );
+    let stop = rt
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/stop")
+        .unwrap_or_else(|| panic!("no /stop"));
     assert_eq!(stop.json(), Some(json!({"runtime_id": runtime_id})));
     assert!(rt.runtime(&id).is_none());
-    assert_eq!(api.get(&format!("/api/v1/sandboxes/{id}")).await.status, 404);
+    assert_eq!(
+        api.get(&format!("/api/v1/sandboxes/{id}")).await.status,
+        404
+    );
     assert_eq!(api.sandbox(&id).await, Value::Null);
-    assert_eq!(api.delete(&format!("/api/v1/sandboxes/{id}")).await.status, 404);
-    assert_eq!(api.post(&format!("/api/v1/sandboxes/{id}/pause")).await.status, 404);
-    assert_eq!(api.get("/api/v1/sandboxes/search").await.ok()["items"], json!([]));
+    assert_eq!(
+        api.delete(&format!("/api/v1/sandboxes/{id}")).await.status,
+        404
+    );
+    assert_eq!(
+        api.post(&format!("/api/v1/sandboxes/{id}/pause"))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        api.get("/api/v1/sandboxes/search").await.ok()["items"],
+        json!([])
+    );
 }
 
 #[tokio::test]
@@ -100,13 +165,20 @@ async fn every_runtime_status_maps_to_a_sandbox_status() {
     }
     rt.remove_runtime(&id);
     let sb = api.sandbox(&id).await;
-    assert_eq!((sb["status"].clone(), sb["session_api_key"].clone()), (json!("MISSING"), Value::Null));
+    assert_eq!(
+        (sb["status"].clone(), sb["session_api_key"].clone()),
+        (json!("MISSING"), Value::Null)
+    );
 }
 
 #[tokio::test]
 async fn a_sandbox_starting_for_too_long_is_an_error_with_a_reason() {
-    let rt = FakeRuntime::start_with(FakeRuntimeOptions { start_status: "starting".into(), ..Default::default() });
-    let sd = Sandboxd::start_with(Options::for_runtime(&rt).env("SANDBOXD_START_SANDBOX_TIMEOUT", "1"));
+    let rt = FakeRuntime::start_with(FakeRuntimeOptions {
+        start_status: "starting".into(),
+        ..Default::default()
+    });
+    let sd =
+        Sandboxd::start_with(Options::for_runtime(&rt).env("SANDBOXD_START_SANDBOX_TIMEOUT", "1"));
     let api = sd.api();
     let sb = api.start().await;
     assert_eq!(sb["status"], "STARTING");
@@ -150,13 +222,27 @@ async fn path_routing_builds_service_urls_under_the_runtime_id() {
     let key = sb["session_api_key"].as_str().unwrap_or_default();
     let urls: Vec<(String, u64)> = sb["exposed_urls"]
         .as_array()
-        .map(|a| a.iter().map(|u| (u["url"].as_str().unwrap_or_default().to_owned(), u["port"].as_u64().unwrap_or(0))).collect())
+        .map(|a| {
+            a.iter()
+                .map(|u| {
+                    (
+                        u["url"].as_str().unwrap_or_default().to_owned(),
+                        u["port"].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
         .unwrap_or_default();
     assert_eq!(
         urls,
         vec![
             (format!("https://sandboxes.example/{rid}"), 60000),
-            (format!("https://sandboxes.example/{rid}/vscode?tkn={key}&folder=%2Fworkspace%2Fproject"), 60001),
+            (
+                format!(
+                    "https://sandboxes.example/{rid}/vscode?tkn={key}&folder=%2Fworkspace%2Fproject"
+                ),
+                60001
+            ),
             (format!("https://sandboxes.example/{rid}/work-1"), 12000),
             (format!("https://sandboxes.example/{rid}/work-2"), 12001),
         ]
@@ -204,20 +290,38 @@ working_dir = "/w"
             "WORKER_2": "12001",
         })
     );
-    let two = api.post("/api/v1/sandboxes?sandbox_spec_id=image:two").await.ok();
-    assert_eq!(rt.start_request(&id_of(&two)).map(|b| b["image"].clone()), Some(json!("image:two")));
-    let unknown = api.post("/api/v1/sandboxes?sandbox_spec_id=image:nope").await;
+    let two = api
+        .post("/api/v1/sandboxes?sandbox_spec_id=image:two")
+        .await
+        .ok();
+    assert_eq!(
+        rt.start_request(&id_of(&two)).map(|b| b["image"].clone()),
+        Some(json!("image:two"))
+    );
+    let unknown = api
+        .post("/api/v1/sandboxes?sandbox_spec_id=image:nope")
+        .await;
     assert_eq!(unknown.status, 400);
-    assert!(unknown.detail().contains("image:nope"), "{}", unknown.detail());
+    assert!(
+        unknown.detail().contains("image:nope"),
+        "{}",
+        unknown.detail()
+    );
 
     let specs = api.get("/api/v1/sandbox-specs/search").await.ok();
-    let ids: Vec<&str> = specs["items"].as_array().map(|a| a.iter().filter_map(|s| s["id"].as_str()).collect()).unwrap_or_default();
+    let ids: Vec<&str> = specs["items"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s["id"].as_str()).collect())
+        .unwrap_or_default();
     assert_eq!(ids, ["image:one", "image:two"]);
     assert_eq!(specs["items"][1]["working_dir"], "/w");
     assert_eq!(specs["items"][1]["command"], Value::Null);
     let page = api.get("/api/v1/sandbox-specs/search?limit=1").await.ok();
     assert_eq!(page["next_page_id"], "1");
-    let batch = api.get("/api/v1/sandbox-specs?id=image:two&id=missing").await.ok();
+    let batch = api
+        .get("/api/v1/sandbox-specs?id=image:two&id=missing")
+        .await
+        .ok();
     assert_eq!(batch[0]["id"], "image:two");
     assert_eq!(batch[1], Value::Null);
 }
@@ -233,7 +337,12 @@ async fn caller_chosen_ids_are_kept_and_duplicates_conflict() {
     assert_eq!(again.status, 409);
     assert!(again.detail().contains("my-box_1"));
     assert_eq!(rt.count("POST", "/start"), 1);
-    assert_eq!(api.post("/api/v1/sandboxes?sandbox_id=bad%2Fid").await.status, 400);
+    assert_eq!(
+        api.post("/api/v1/sandboxes?sandbox_id=bad%2Fid")
+            .await
+            .status,
+        400
+    );
 }
 
 #[tokio::test]

@@ -18,7 +18,10 @@ fn refusal(options: Options) -> String {
 fn invalid_configuration_names_the_key_and_the_allowed_values() {
     let rt = FakeRuntime::start();
     let e = refusal(Options::for_runtime(&rt).env("SANDBOXD_RESOURCE_FACTOR", "3"));
-    assert!(e.contains("SANDBOXD_RESOURCE_FACTOR") && e.contains("1, 2, 4 or 8"), "{e}");
+    assert!(
+        e.contains("SANDBOXD_RESOURCE_FACTOR") && e.contains("1, 2, 4 or 8"),
+        "{e}"
+    );
     let e = refusal(Options::for_runtime(&rt).env("SANDBOXD_RUNTIME_CLASS", "kata"));
     assert!(e.contains("gvisor or sysbox"), "{e}");
     let e = refusal(Options::for_runtime(&rt).env("SANDBOXD_WEB_URL", "not a url"));
@@ -41,15 +44,31 @@ async fn secrets_never_reach_the_logs() {
     let sb = api.start().await;
     let id = sb["id"].as_str().unwrap_or_default().to_owned();
     api.get("/api/v1/sandboxes/search").await.ok();
-    api.post(&format!("/api/v1/sandboxes/{id}/pause")).await.ok();
-    api.post(&format!("/api/v1/sandboxes/{id}/resume")).await.ok();
-    let resumed_key = api.sandbox(&id).await["session_api_key"].as_str().unwrap_or_default().to_owned();
+    api.post(&format!("/api/v1/sandboxes/{id}/pause"))
+        .await
+        .ok();
+    api.post(&format!("/api/v1/sandboxes/{id}/resume"))
+        .await
+        .ok();
+    let resumed_key = api.sandbox(&id).await["session_api_key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     api.delete(&format!("/api/v1/sandboxes/{id}")).await.ok();
     let logs = sd.logs();
-    assert!(logs.contains("sandbox started"), "the logs are being captured");
-    assert!(!logs.contains(rt.api_key()), "the runtime API key was logged");
+    assert!(
+        logs.contains("sandbox started"),
+        "the logs are being captured"
+    );
+    assert!(
+        !logs.contains(rt.api_key()),
+        "the runtime API key was logged"
+    );
     let first_key = sb["session_api_key"].as_str().unwrap_or_default();
-    assert!(!first_key.is_empty() && !logs.contains(first_key), "a session key was logged");
+    assert!(
+        !first_key.is_empty() && !logs.contains(first_key),
+        "a session key was logged"
+    );
     assert!(!logs.contains(&resumed_key), "a session key was logged");
 }
 
@@ -57,12 +76,21 @@ async fn secrets_never_reach_the_logs() {
 fn the_database_holds_no_session_key() {
     let rt = FakeRuntime::start();
     let mut sd = Sandboxd::start(&rt);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap_or_else(|e| panic!("{e}"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
     let sb = runtime.block_on(sd.api().start());
-    let key = sb["session_api_key"].as_str().unwrap_or_default().to_owned();
+    let key = sb["session_api_key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(!key.is_empty());
     sd.stop();
     let db = std::fs::read(sd.data_dir().join("sandboxd.redb")).unwrap_or_default();
     assert!(!db.is_empty());
-    assert!(!db.windows(key.len()).any(|w| w == key.as_bytes()), "the session key is stored in clear");
+    assert!(
+        !db.windows(key.len()).any(|w| w == key.as_bytes()),
+        "the session key is stored in clear"
+    );
 }

@@ -145,7 +145,6 @@ mod tests {
                 },
             ],
             user_header: "x-user-id".into(),
-            allow_unauthenticated_public: false,
         };
         Authenticator::new(&config).unwrap_or_else(|e| panic!("{e}"))
     }

@@ -194,6 +194,9 @@ fn health(state: &AppState) -> Response<Full<Bytes>> {
         "status": "ok",
         "plugin_version": &*plugin.plugin_version,
         "contract_version": plugin.contract_version,
+        "plugin_sha256": plugin.sha256,
+        "plugin_loaded_at": chrono::DateTime::<chrono::Utc>::from(plugin.loaded_at)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     }))
 }
 

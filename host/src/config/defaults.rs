@@ -49,6 +49,3 @@ pub const HTTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const HTTP_MAX_RESPONSE_BYTES: usize = 16 << 20;
 /// Requests of one `send-batch` in flight at once.
 pub const HTTP_BATCH_CONCURRENCY: usize = 32;
-
-/// Largest request body the API reads.
-pub const MAX_REQUEST_BODY_BYTES: usize = 1 << 20;

@@ -40,6 +40,11 @@ pub struct RuntimeConfig {
     pub runtime_class: RuntimeClass,
     pub start_sandbox_timeout_secs: u32,
     pub max_num_sandboxes: u32,
+    /// Seconds between poll cycles of the agent servers (used by the poller).
+    #[allow(
+        dead_code,
+        reason = "validated now as part of the configuration interface; the poller reads it"
+    )]
     pub polling_interval_secs: u32,
 }
 
@@ -73,7 +78,6 @@ pub struct AuthConfig {
     pub keys: Vec<ApiKey>,
     /// Lower-case header name.
     pub user_header: String,
-    pub allow_unauthenticated_public: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -364,7 +368,6 @@ fn validate_auth(
         mode,
         keys,
         user_header,
-        allow_unauthenticated_public,
     }
 }
 
@@ -476,10 +479,10 @@ fn parse_listen(raw: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = raw.parse::<SocketAddr>() {
         return Ok(addr);
     }
-    if let Some(port) = raw.strip_prefix("localhost:") {
-        if let Ok(port) = port.parse::<u16>() {
-            return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
-        }
+    if let Some(port) = raw.strip_prefix("localhost:")
+        && let Ok(port) = port.parse::<u16>()
+    {
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
     }
     Err(format!(
         "'{raw}' is not an address; use IP:PORT such as 127.0.0.1:3000"

@@ -35,7 +35,7 @@ struct Inner {
 
 impl HttpImport {
     pub fn new(config: &Config) -> anyhow::Result<HttpImport> {
-        let policy = EgressPolicy::default();
+        let policy = EgressPolicy;
         let client = reqwest::Client::builder()
             .connect_timeout(config.http.connect_timeout)
             .timeout(config.http.timeout)

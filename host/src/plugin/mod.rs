@@ -45,6 +45,24 @@ pub struct LoadedPlugin {
     pub loaded_at: SystemTime,
 }
 
+impl LoadedPlugin {
+    /// The names of the component's imports and exports, for `plugin check`.
+    pub fn interface(&self) -> (Vec<String>, Vec<String>) {
+        let pre = self.pre.instance_pre();
+        let ty = pre.component().component_type();
+        let engine = pre.engine();
+        let imports = ty
+            .imports(engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        let exports = ty
+            .exports(engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        (imports, exports)
+    }
+}
+
 /// Why a component was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -85,7 +103,6 @@ pub struct CallLimits {
 
 pub struct PluginHost {
     engine: EngineHandle,
-    linker: Linker<HostState>,
     current: ArcSwap<LoadedPlugin>,
     services: Arc<Services>,
     slots: Semaphore,
@@ -108,7 +125,6 @@ impl PluginHost {
         let first = load(&engine, &linker, &services, limits, wasm, source).await?;
         Ok(PluginHost {
             engine,
-            linker,
             current: ArcSwap::from_pointee(first),
             services,
             slots: Semaphore::new(max_instances as usize),
@@ -119,25 +135,6 @@ impl PluginHost {
     /// The plugin new calls run on.
     pub fn current(&self) -> Arc<LoadedPlugin> {
         self.current.load_full()
-    }
-
-    /// Compile and validate another component (off the request path), without
-    /// installing it.
-    pub async fn load(&self, wasm: &[u8], source: &str) -> Result<LoadedPlugin, LoadError> {
-        load(
-            &self.engine,
-            &self.linker,
-            &self.services,
-            self.limits,
-            wasm,
-            source,
-        )
-        .await
-    }
-
-    /// Install a validated plugin; calls already running finish on the old one.
-    pub fn install(&self, plugin: LoadedPlugin) -> Arc<LoadedPlugin> {
-        self.current.swap(Arc::new(plugin))
     }
 
     /// Run one call: a fresh store and instance of the current plugin for `user`,

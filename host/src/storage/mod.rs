@@ -73,13 +73,13 @@ pub fn check_ops(ops: &[Op]) -> Result<(), StorageError> {
         };
         check_table(table)?;
         check_key(key)?;
-        if let Some(value) = value {
-            if value.len() > MAX_VALUE_BYTES {
-                return Err(StorageError::Invalid(format!(
-                    "value of {} bytes exceeds {MAX_VALUE_BYTES}",
-                    value.len()
-                )));
-            }
+        if let Some(value) = value
+            && value.len() > MAX_VALUE_BYTES
+        {
+            return Err(StorageError::Invalid(format!(
+                "value of {} bytes exceeds {MAX_VALUE_BYTES}",
+                value.len()
+            )));
         }
     }
     Ok(())

@@ -31,6 +31,9 @@ use crate::bindings::storage::{Bound, Entry, Op, ScanRequest, StorageError};
 /// Most commits folded into one write transaction.
 const MAX_BATCH: usize = 512;
 
+/// A key or value read from a table.
+type Guard<'a> = redb::AccessGuard<'a, &'static [u8]>;
+
 type Job = (Vec<Op>, oneshot::Sender<Result<(), StorageError>>);
 
 #[derive(Clone)]
@@ -144,10 +147,7 @@ impl RedbStore {
         let range = table
             .range::<&[u8]>((std_bound(&request.start), std_bound(&request.end)))
             .map_err(backend)?;
-        let to_entry = |item: Result<
-            (redb::AccessGuard<'_, &[u8]>, redb::AccessGuard<'_, &[u8]>),
-            redb::StorageError,
-        >| {
+        let to_entry = |item: Result<(Guard<'_>, Guard<'_>), redb::StorageError>| {
             item.map(|(k, v)| Entry {
                 key: k.value().to_vec(),
                 value: v.value().to_vec(),

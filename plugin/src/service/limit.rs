@@ -7,8 +7,8 @@
 use super::Service;
 use crate::error::Result;
 use crate::model::Status;
-use crate::ports::Level;
-use crate::schema::SandboxRecord;
+use crate::ports::{Bound, Level, Scan};
+use crate::schema::{self, SandboxRecord};
 use crate::status;
 
 impl Service<'_> {
@@ -36,6 +36,20 @@ impl Service<'_> {
 
     fn pause_oldest_over_limit(&self, except: Option<&str>) -> Result<Vec<String>> {
         let keep = self.settings.max_num_sandboxes.saturating_sub(1) as usize;
+        // A caller with no more than `keep` sandboxes at all cannot be over the
+        // limit: skip the runtime API's `/list` (one small index scan instead).
+        let (table, prefix) = self.scope_index();
+        let end = schema::prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
+        let stored = self.store.scan(Scan {
+            table,
+            start: Bound::Included(prefix),
+            end,
+            reverse: false,
+            limit: u32::try_from(keep + 1).unwrap_or(u32::MAX),
+        })?;
+        if stored.len() <= keep {
+            return Ok(Vec::new());
+        }
         let runtimes = self
             .runtime()
             .list()

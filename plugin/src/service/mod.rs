@@ -46,6 +46,15 @@ impl<'a> Service<'a> {
         self.caller.as_deref()
     }
 
+    /// The index listing the caller's sandboxes newest first, and the key
+    /// prefix of the caller's entries in it (empty for a caller who sees all).
+    fn scope_index(&self) -> (&'static str, Vec<u8>) {
+        match self.caller() {
+            None => (schema::BY_CREATED, Vec::new()),
+            Some(user) => (schema::BY_OWNER, schema::owner_prefix(Some(user))),
+        }
+    }
+
     fn log(&self, level: Level, message: &str, fields: &[(&str, &str)]) {
         self.env.log(level, message, fields);
     }

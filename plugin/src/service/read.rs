@@ -19,10 +19,7 @@ impl Service<'_> {
     /// read of the records, at most one runtime batch call.
     pub fn search(&self, page_id: Option<&str>, limit: u32) -> Result<SandboxPage> {
         let limit = limit.clamp(1, MAX_PAGE);
-        let (table, prefix) = match self.caller() {
-            None => (schema::BY_CREATED, Vec::new()),
-            Some(user) => (schema::BY_OWNER, schema::owner_prefix(Some(user))),
-        };
+        let (table, prefix) = self.scope_index();
         let (start, skip) = match paging::parse(page_id) {
             PageStart::First => (Bound::Included(prefix.clone()), 0),
             PageStart::After(key) => (Bound::Excluded([prefix.as_slice(), &key].concat()), 0),

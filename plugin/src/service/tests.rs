@@ -417,6 +417,7 @@ fn search_pages_newest_first_with_cursors_and_one_batch_call_each() {
 fn a_deep_page_scans_no_more_than_the_first() {
     let w = World::new();
     start_many(&w, None, 300);
+    w.store.rows_scanned.set(0);
     let first = ok(w.admin().search(None, 10));
     let scanned_first = w.store.rows_scanned.replace(0);
     let mut page = first;
@@ -691,6 +692,28 @@ fn resume_makes_room_without_pausing_itself() {
     assert_eq!(ok(w.alice().get(&ids[0])).status, Status::Running);
     assert_eq!(ok(w.alice().get(&ids[1])).status, Status::Paused);
     assert_eq!(ok(w.alice().get(&third)).status, Status::Running);
+}
+
+#[test]
+fn the_limit_asks_the_runtime_only_when_the_caller_has_enough_sandboxes() {
+    let mut w = World::new();
+    w.settings.max_num_sandboxes = 3;
+    start_many(&w, Some("alice"), 2);
+    assert_eq!(
+        w.runtime.count("GET /list"),
+        0,
+        "two stored sandboxes cannot exceed a limit of 3"
+    );
+    start(&w, Some("bob"));
+    assert_eq!(w.runtime.count("GET /list"), 0);
+    start(&w, Some("alice"));
+    assert_eq!(
+        w.runtime.count("GET /list"),
+        0,
+        "a third is within the limit"
+    );
+    start(&w, Some("alice"));
+    assert_eq!(w.runtime.count("GET /list"), 1);
 }
 
 #[test]

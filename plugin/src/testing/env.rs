@@ -2,11 +2,14 @@ use std::cell::{Cell, RefCell};
 
 use crate::ports::{Env, Level};
 
+/// A log line: level, message, fields.
+pub type LogLine = (Level, String, Vec<(String, String)>);
+
 /// A clock the test moves, randomness that counts, and the logs written.
 pub struct FakeEnv {
     pub now_us: Cell<i64>,
     next_random: Cell<u128>,
-    pub logs: RefCell<Vec<(Level, String, Vec<(String, String)>)>>,
+    pub logs: RefCell<Vec<LogLine>>,
 }
 
 impl Default for FakeEnv {

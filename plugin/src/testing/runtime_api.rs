@@ -181,10 +181,10 @@ impl FakeRuntimeApi {
                     self.set_status(&sid, "running");
                     self.set_field(&sid, "session_api_key", json!(format!("key-{n}-rotated")));
                     let mut rt = self.runtime(&sid).unwrap_or(Value::Null);
-                    if !self.resume_returns_key.get() {
-                        if let Value::Object(m) = &mut rt {
-                            m.remove("session_api_key");
-                        }
+                    if !self.resume_returns_key.get()
+                        && let Value::Object(m) = &mut rt
+                    {
+                        m.remove("session_api_key");
                     }
                     answer(200, rt)
                 }

@@ -1,0 +1,90 @@
+//! `sandboxd plugin …`: offline tools for a plugin component.
+//!
+//! - `check FILE`: compile, link and smoke-test it as `serve` would, and print
+//!   its versions and interface. Exit 1 if it would be refused.
+//! - `bench [FILE]`: the cost of what every request pays before the plugin does
+//!   any work: a fresh store, an instance, one export call (`info`).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::config::{self, Config, FileConfig};
+use crate::plugin::CONTRACT_VERSION;
+use crate::serve::plugin_host;
+
+/// A configuration for running a plugin offline: nothing is contacted, and
+/// storage lives in a temporary directory.
+fn offline_config(plugin: Option<PathBuf>, data_dir: &std::path::Path) -> anyhow::Result<Config> {
+    let mut raw = FileConfig::default();
+    raw.runtime.api_url = Some("http://127.0.0.1:9".into());
+    raw.runtime.api_key = Some("offline".into());
+    raw.data_dir = Some(data_dir.to_path_buf());
+    let mut config = config::validate(raw)?;
+    config.plugin.path = plugin;
+    Ok(config)
+}
+
+pub async fn check(file: PathBuf) -> anyhow::Result<bool> {
+    let dir = tempfile::tempdir()?;
+    let config = offline_config(Some(file.clone()), dir.path())?;
+    match plugin_host(&config).await {
+        Ok((_, host)) => {
+            let plugin = host.current();
+            let (imports, exports) = plugin.interface();
+            println!("{}: ok", file.display());
+            println!("  plugin version:   {}", plugin.plugin_version);
+            println!(
+                "  contract version: {} (this host: {CONTRACT_VERSION})",
+                plugin.contract_version
+            );
+            println!("  sha256:           {}", plugin.sha256);
+            println!("  imports:          {}", imports.join(", "));
+            println!("  exports:          {}", exports.join(", "));
+            Ok(true)
+        }
+        Err(e) => {
+            println!("{}: refused: {e:#}", file.display());
+            Ok(false)
+        }
+    }
+}
+
+pub async fn bench(file: Option<PathBuf>, iterations: usize, json: bool) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = offline_config(file, dir.path())?;
+    let (_, host) = plugin_host(&config).await?;
+    let mut samples = Vec::with_capacity(iterations);
+    // Warm up the pool's slots and the caches first.
+    for i in 0..iterations + iterations / 10 {
+        let started = Instant::now();
+        host.call(None, |plugin, mut store| async move {
+            plugin.sandboxd_plugin_info().call_info(&mut store).await
+        })
+        .await?;
+        if i >= iterations / 10 {
+            samples.push(started.elapsed());
+        }
+    }
+    samples.sort();
+    let pct = |p: f64| samples[((samples.len() as f64 - 1.0) * p).round() as usize];
+    let mean = samples.iter().sum::<Duration>() / samples.len().max(1) as u32;
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"iterations": samples.len(), "mean_us": us(mean), "p50_us": us(pct(0.5)), "p99_us": us(pct(0.99))})
+        );
+    } else {
+        println!(
+            "fresh store + instantiate + one export call, {} iterations:",
+            samples.len()
+        );
+        println!(
+            "  mean {:.1} µs, p50 {:.1} µs, p99 {:.1} µs",
+            us(mean),
+            us(pct(0.5)),
+            us(pct(0.99))
+        );
+    }
+    Ok(())
+}
