@@ -19,4 +19,5 @@ wasmtime::component::bindgen!({
     additional_derives: [PartialEq, Eq],
 });
 
+pub use exports::sandboxd::plugin::{callbacks, conversations};
 pub use sandboxd::plugin::{http, log, settings, storage, types, user_context};

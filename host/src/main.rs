@@ -16,7 +16,9 @@ mod imports;
 mod plugin;
 mod plugin_cmd;
 mod serve;
+mod signing;
 mod storage;
+mod sync;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -12,7 +12,9 @@ use crate::config::Config;
 use crate::engine::EngineHandle;
 use crate::imports::{HttpImport, Services, plugin_settings};
 use crate::plugin::{CallLimits, EMBEDDED_PLUGIN, PluginHost};
+use crate::signing::CallbackSigner;
 use crate::storage::RedbStore;
+use crate::sync::{Changes, run_deliveries, run_poller};
 
 /// How long requests in flight may take to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -27,9 +29,15 @@ pub async fn plugin_host(config: &Config) -> anyhow::Result<(EngineHandle, Plugi
         )
     })?;
     let store = RedbStore::open(&config.data_dir.join("sandboxd.redb"))?;
+    let signer = CallbackSigner::open(&config.data_dir).with_context(|| {
+        format!(
+            "cannot open the callback signing key in {}",
+            config.data_dir.display()
+        )
+    })?;
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let services = Arc::new(Services {
-        http: HttpImport::new(config).context("cannot set up the HTTP client")?,
+        http: HttpImport::new(config, signer).context("cannot set up the HTTP client")?,
         store,
         settings: plugin_settings(config, &now),
     });
@@ -74,10 +82,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let plugin = Arc::new(plugin);
+    let changes = Arc::new(Changes::default());
     let state = Arc::new(AppState {
-        plugin: Arc::new(plugin),
+        plugin: plugin.clone(),
         auth: Authenticator::new(&config.auth)?,
+        changes: changes.clone(),
+        signer: CallbackSigner::open(&config.data_dir)?,
     });
+    if config.polls() {
+        let interval = Duration::from_secs(u64::from(config.runtime.polling_interval_secs));
+        tokio::spawn(run_poller(
+            plugin.clone(),
+            interval,
+            config.plugin.poll_timeout,
+            changes.clone(),
+        ));
+    } else {
+        tracing::info!(web_url = ?config.web_url, "not polling agent servers: they call back through webhooks");
+    }
+    tokio::spawn(run_deliveries(plugin, changes));
     tracing::info!(%addr, runtime_api = %config.runtime.api_url, auth = ?config.auth.mode, "sandboxd listening");
     // Tests and scripts read the address (the port may be chosen by the OS) from
     // this one line on standard output.

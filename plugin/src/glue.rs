@@ -9,7 +9,7 @@ wit_bindgen::generate!({
     world: "plugin",
 });
 
-use exports::sandboxd::plugin::{info, sandboxes, specs};
+use exports::sandboxd::plugin::{callbacks, conversations, info, sandboxes, specs, sync};
 use sandboxd::plugin::{http, log, settings, storage, types, user_context};
 
 use crate::error::Error;
@@ -100,6 +100,159 @@ impl specs::Guest for Component {
             .into_iter()
             .map(|s| s.map(to_spec))
             .collect())
+    }
+}
+
+impl sync::Guest for Component {
+    fn poll() -> Result<sync::CycleSummary, types::Error> {
+        with_service(|s| s.poll()).map(|c| sync::CycleSummary {
+            sandboxes: c.sandboxes,
+            conversations: c.conversations,
+            new_events: c.new_events,
+            requests: c.requests,
+            failures: c
+                .failures
+                .into_iter()
+                .map(|(sandbox_id, reason)| sync::SyncFailure { sandbox_id, reason })
+                .collect(),
+            changed_conversations: c.changed_conversations,
+        })
+    }
+
+    fn ingest_conversation(
+        session_api_key: String,
+        body: Vec<u8>,
+    ) -> Result<sync::IngestSummary, types::Error> {
+        with_service(|s| s.ingest_conversation(&session_api_key, &body)).map(to_ingest)
+    }
+
+    fn ingest_events(
+        session_api_key: String,
+        conversation_id: String,
+        body: Vec<u8>,
+    ) -> Result<sync::IngestSummary, types::Error> {
+        with_service(|s| s.ingest_events(&session_api_key, &conversation_id, &body)).map(to_ingest)
+    }
+}
+
+fn to_ingest(i: crate::sync::IngestSummary) -> sync::IngestSummary {
+    sync::IngestSummary {
+        new_events: i.new_events,
+        changed_conversations: i.changed_conversations,
+    }
+}
+
+impl conversations::Guest for Component {
+    fn search(
+        sandbox_id: Option<String>,
+        page_id: Option<String>,
+        limit: u32,
+    ) -> Result<conversations::JsonPage, types::Error> {
+        with_service(|s| s.search_conversations(sandbox_id.as_deref(), page_id.as_deref(), limit))
+            .map(to_json_page)
+    }
+
+    fn get(id: String) -> Result<String, types::Error> {
+        with_service(|s| s.get_conversation(&id))
+    }
+
+    fn search_events(
+        conversation_id: String,
+        q: conversations::EventQuery,
+    ) -> Result<conversations::JsonPage, types::Error> {
+        let query = crate::conversations::EventQuery {
+            page_id: q.page_id,
+            after_event_id: q.after_event_id,
+            limit: q.limit,
+            kind: q.kind,
+            timestamp_gte: q.timestamp_gte,
+            timestamp_lt: q.timestamp_lt,
+            descending: q.descending,
+        };
+        with_service(|s| s.search_events(&conversation_id, &query)).map(to_json_page)
+    }
+}
+
+fn to_json_page(p: crate::conversations::JsonPage) -> conversations::JsonPage {
+    conversations::JsonPage {
+        items: p.items,
+        ids: p.ids,
+        next_page_id: p.next_page_id,
+    }
+}
+
+impl callbacks::Guest for Component {
+    fn create(
+        url: String,
+        conversation_id: Option<String>,
+        event_kinds: Option<Vec<String>>,
+    ) -> Result<callbacks::Callback, types::Error> {
+        with_service(|s| s.create_callback(&url, conversation_id.as_deref(), event_kinds))
+            .map(to_callback)
+    }
+
+    fn all() -> Result<Vec<callbacks::Callback>, types::Error> {
+        with_service(|s| s.list_callbacks()).map(|all| all.into_iter().map(to_callback).collect())
+    }
+
+    fn get(id: String) -> Result<callbacks::Callback, types::Error> {
+        with_service(|s| s.get_callback(&id)).map(to_callback)
+    }
+
+    fn delete(id: String) -> Result<(), types::Error> {
+        with_service(|s| s.delete_callback(&id))
+    }
+
+    fn deliveries(
+        callback_id: String,
+        page_id: Option<String>,
+        limit: u32,
+    ) -> Result<callbacks::AttemptPage, types::Error> {
+        with_service(|s| s.callback_deliveries(&callback_id, page_id.as_deref(), limit)).map(
+            |(items, next_page_id)| callbacks::AttemptPage {
+                items: items.into_iter().map(to_attempt).collect(),
+                next_page_id,
+            },
+        )
+    }
+
+    fn deliver_due() -> Result<callbacks::DeliverySummary, types::Error> {
+        with_service(|s| s.deliver_due()).map(|d| callbacks::DeliverySummary {
+            attempted: d.attempted,
+            delivered: d.delivered,
+            failed: d.failed,
+            next_due_ms: d.next_due_ms,
+        })
+    }
+}
+
+fn to_callback(c: crate::schema::callbacks::CallbackRecord) -> callbacks::Callback {
+    callbacks::Callback {
+        id: c.id,
+        url: c.url,
+        conversation_id: c
+            .conversation_key
+            .map(|k| crate::schema::conversations::dashed(&k)),
+        event_kinds: c.event_kinds,
+        created_by_user_id: c.created_by_user_id,
+        created_at: crate::time::iso8601(c.created_at_us),
+    }
+}
+
+fn to_attempt(a: crate::schema::callbacks::AttemptRecord) -> callbacks::DeliveryAttempt {
+    callbacks::DeliveryAttempt {
+        delivery_id: a.delivery_id,
+        event_id: a.event_id,
+        conversation_id: crate::schema::conversations::dashed(&a.conversation_key),
+        attempt: a.attempt,
+        at: crate::time::iso8601(a.at_us),
+        status: a.status,
+        error: a.error,
+        state: match a.state.as_str() {
+            "delivered" => callbacks::DeliveryState::Delivered,
+            "failed" => callbacks::DeliveryState::Failed,
+            _ => callbacks::DeliveryState::Pending,
+        },
     }
 }
 
@@ -266,6 +419,7 @@ fn from_settings(c: settings::Config) -> model::Settings {
         start_sandbox_timeout_secs: c.start_sandbox_timeout_secs,
         max_num_sandboxes: c.max_num_sandboxes,
         specs: c.specs.into_iter().map(from_spec).collect(),
+        agent_request_timeout_ms: c.agent_request_timeout_ms,
     }
 }
 
@@ -284,6 +438,7 @@ fn to_request(r: ports::Request) -> http::Request {
         credential: match r.credential {
             Credential::None => http::Credential::None,
             Credential::RuntimeApi => http::Credential::RuntimeApi,
+            Credential::CallbackSignature(id) => http::Credential::CallbackSignature(id),
         },
         timeout_ms: r.timeout_ms,
     }

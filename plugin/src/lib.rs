@@ -15,7 +15,14 @@
 //! - [`paging`]: opaque cursor page ids.
 //! - [`service`]: the operations (search, get, start, pause, resume, delete, …).
 //! - [`specs`]: the sandbox specs.
+//! - [`agent`], [`sync`]: the agent servers' conversations and events, by poll
+//!   and by webhook.
+//! - [`conversations`]: reading what sync stored.
+//! - [`callbacks`]: event subscriptions and their deliveries.
 
+pub mod agent;
+pub mod callbacks;
+pub mod conversations;
 pub mod error;
 pub mod model;
 pub mod paging;
@@ -26,6 +33,7 @@ pub mod service;
 pub mod session_key;
 pub mod specs;
 pub mod status;
+pub mod sync;
 pub mod time;
 pub mod urls;
 

@@ -73,4 +73,6 @@ pub struct Settings {
     pub max_num_sandboxes: u32,
     /// The first is the default.
     pub specs: Vec<SandboxSpec>,
+    /// Deadline of one request to an agent server during sync.
+    pub agent_request_timeout_ms: u32,
 }

@@ -29,10 +29,12 @@ impl fmt::Display for Method {
 }
 
 /// A secret the host attaches on the plugin's behalf.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
     None,
     RuntimeApi,
+    /// Sign the body with the secret of the event callback with this id.
+    CallbackSignature(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -60,6 +60,7 @@ mod tests {
             runtime_class: RuntimeClass::Gvisor,
             start_sandbox_timeout_secs: 120,
             max_num_sandboxes: 10,
+            agent_request_timeout_ms: 10_000,
             specs: (0..n)
                 .map(|i| SandboxSpec {
                     id: format!("image-{i}"),

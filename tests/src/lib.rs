@@ -3,7 +3,10 @@
 //! Everything here runs on 127.0.0.1 on ports the OS assigns, and stops when its
 //! handle is dropped.
 
+pub mod agent_server;
 pub mod client;
+pub mod fake_agent;
+pub mod fake_llm;
 pub mod fake_runtime;
 pub mod load;
 pub mod sandboxd;

@@ -15,10 +15,10 @@
 //!
 //! The body is always `{"detail": "<what went wrong>"}`.
 
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
+
+use super::body::Body;
 
 use crate::bindings::types::Error as PluginError;
 use crate::plugin::CallError;
@@ -49,13 +49,24 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, detail)
     }
 
+    /// A fault on our side: the details go to the log under an error id, the
+    /// caller gets the id.
+    pub fn internal(detail: impl Into<String>) -> Self {
+        let id = crate::plugin::error_id();
+        tracing::error!(error_id = %id, error = %detail.into(), "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("internal error (error id {id})"),
+        )
+    }
+
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, detail)
     }
 
-    pub fn into_response(self) -> Response<Full<Bytes>> {
+    pub fn into_response(self) -> Response<Body> {
         let body = serde_json::json!({ "detail": self.detail }).to_string();
-        let mut response = Response::new(Full::new(Bytes::from(body)));
+        let mut response = Response::new(super::body::full(body));
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
         headers.insert(

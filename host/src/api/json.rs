@@ -1,10 +1,10 @@
 //! The app-facing JSON shapes (`SandboxInfo`, `SandboxPage`, `SandboxSpecInfo`),
 //! field for field and in the upstream service's order.
 
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Response, StatusCode};
+
+use super::body::Body;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
@@ -118,10 +118,10 @@ pub fn spec_page(page: &SpecPage) -> PageJson<SpecJson<'_>> {
 }
 
 /// A 200 with `value` as JSON.
-pub fn ok<T: Serialize>(value: &T) -> Response<Full<Bytes>> {
+pub fn ok<T: Serialize>(value: &T) -> Response<Body> {
     match serde_json::to_vec(value) {
         Ok(body) => {
-            let mut response = Response::new(Full::new(Bytes::from(body)));
+            let mut response = Response::new(super::body::full(body));
             response
                 .headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -136,6 +136,6 @@ pub fn ok<T: Serialize>(value: &T) -> Response<Full<Bytes>> {
 }
 
 /// `{"success": true}`.
-pub fn success() -> Response<Full<Bytes>> {
+pub fn success() -> Response<Body> {
     ok(&serde_json::json!({ "success": true }))
 }

@@ -6,11 +6,16 @@
 //! panic.
 
 mod auth;
+mod body;
+mod callbacks;
+mod conversations;
 mod error;
 mod json;
 mod params;
 mod sandboxes;
 mod specs;
+mod stream;
+mod webhooks;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -18,8 +23,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -38,11 +41,18 @@ use crate::bindings::Plugin;
 use crate::bindings::types::Error as PluginError;
 use crate::imports::HostState;
 use crate::plugin::PluginHost;
+use crate::signing::CallbackSigner;
+use crate::sync::Changes;
+use body::Body;
 
 /// What every request handler shares.
 pub struct AppState {
     pub plugin: Arc<PluginHost>,
     pub auth: Authenticator,
+    /// Wakes event streams and the delivery worker after webhooks store events.
+    pub changes: Arc<Changes>,
+    /// Derives the secret shown when an event callback is created.
+    pub signer: CallbackSigner,
 }
 
 /// One plugin call for `caller`, with both kinds of failure turned into API
@@ -82,7 +92,7 @@ pub async fn serve(
         let state = state.clone();
         let service = service_fn(move |req| {
             let state = state.clone();
-            async move { Ok::<_, Infallible>(handle(&state, req, peer).await) }
+            async move { Ok::<_, Infallible>(handle(state, req, peer).await) }
         });
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
@@ -102,15 +112,11 @@ pub async fn serve(
     }
 }
 
-async fn handle(
-    state: &AppState,
-    req: Request<Incoming>,
-    peer: SocketAddr,
-) -> Response<Full<Bytes>> {
+async fn handle(state: Arc<AppState>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let response = match route(state, &req).await {
+    let response = match route(state, req).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     };
@@ -133,51 +139,92 @@ fn segments(path: &str) -> Option<Vec<String>> {
         .collect()
 }
 
-async fn route(
-    state: &AppState,
-    req: &Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, ApiError> {
+async fn route(state: Arc<AppState>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     let not_found = || ApiError::not_found("Not Found");
     let segs = segments(req.uri().path()).ok_or_else(not_found)?;
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
-    let method = req.method();
+    let method = req.method().clone();
 
     if segs == ["healthz"] {
-        return match *method {
-            Method::GET | Method::HEAD => Ok(health(state)),
+        return match method {
+            Method::GET | Method::HEAD => Ok(health(&state)),
             _ => Err(method_not_allowed()),
         };
     }
     let ["api", "v1", rest @ ..] = segs.as_slice() else {
         return Err(not_found());
     };
+    // Agent servers authenticate with their sandbox's session key, not as users.
+    match (rest, &method) {
+        (["webhooks", "conversations"], &Method::POST) => {
+            return webhooks::conversation(&state, req).await;
+        }
+        (["webhooks", "events", id], &Method::POST) => {
+            return webhooks::events(&state, (*id).to_owned(), req).await;
+        }
+        (["webhooks", "conversations"] | ["webhooks", "events", _], _) => {
+            return Err(method_not_allowed());
+        }
+        _ => {}
+    }
     let query = Query::parse(req.uri().query());
     // Authenticate before anything else: an unauthenticated caller learns only
     // that it must authenticate, not which routes or ids exist.
     let caller = state.auth.authenticate(req.headers())?;
-    match (rest, method) {
-        (["sandboxes", "search"], &Method::GET) => sandboxes::search(state, &caller, &query).await,
-        (["sandboxes"], &Method::GET) => sandboxes::batch_get(state, &caller, &query).await,
-        (["sandboxes"], &Method::POST) => sandboxes::start(state, &caller, &query).await,
-        (["sandboxes", id], &Method::GET) => sandboxes::get(state, &caller, (*id).to_owned()).await,
+    let st = &*state;
+    match (rest, &method) {
+        (["sandboxes", "search"], &Method::GET) => sandboxes::search(st, &caller, &query).await,
+        (["sandboxes"], &Method::GET) => sandboxes::batch_get(st, &caller, &query).await,
+        (["sandboxes"], &Method::POST) => sandboxes::start(st, &caller, &query).await,
+        (["sandboxes", id], &Method::GET) => sandboxes::get(st, &caller, (*id).to_owned()).await,
         (["sandboxes", id], &Method::DELETE) => {
-            sandboxes::act(state, &caller, (*id).to_owned(), Action::Delete).await
+            sandboxes::act(st, &caller, (*id).to_owned(), Action::Delete).await
         }
         (["sandboxes", id, "pause"], &Method::POST) => {
-            sandboxes::act(state, &caller, (*id).to_owned(), Action::Pause).await
+            sandboxes::act(st, &caller, (*id).to_owned(), Action::Pause).await
         }
         (["sandboxes", id, "resume"], &Method::POST) => {
-            sandboxes::act(state, &caller, (*id).to_owned(), Action::Resume).await
+            sandboxes::act(st, &caller, (*id).to_owned(), Action::Resume).await
         }
-        (["sandbox-specs", "search"], &Method::GET) => specs::search(state, &caller, &query).await,
-        (["sandbox-specs"], &Method::GET) => specs::batch_get(state, &caller, &query).await,
+        (["sandbox-specs", "search"], &Method::GET) => specs::search(st, &caller, &query).await,
+        (["sandbox-specs"], &Method::GET) => specs::batch_get(st, &caller, &query).await,
+        (["conversations", "search"], &Method::GET) => {
+            conversations::search(st, &caller, &query).await
+        }
+        (["conversations", id], &Method::GET) => {
+            conversations::get(st, &caller, (*id).to_owned()).await
+        }
+        (["conversations", id, "events", "search"], &Method::GET) => {
+            conversations::search_events(st, &caller, (*id).to_owned(), &query).await
+        }
+        (["conversations", id, "events", "stream"], &Method::GET) => {
+            let id = (*id).to_owned();
+            stream::stream(state.clone(), caller, id, &req).await
+        }
+        (["event-callbacks"], &Method::POST) => callbacks::create(st, &caller, req).await,
+        (["event-callbacks"], &Method::GET) => callbacks::list(st, &caller).await,
+        (["event-callbacks", id], &Method::GET) => {
+            callbacks::get(st, &caller, (*id).to_owned()).await
+        }
+        (["event-callbacks", id], &Method::DELETE) => {
+            callbacks::delete(st, &caller, (*id).to_owned()).await
+        }
+        (["event-callbacks", id, "deliveries"], &Method::GET) => {
+            callbacks::deliveries(st, &caller, (*id).to_owned(), &query).await
+        }
         (
             ["sandboxes", "search"]
             | ["sandboxes"]
             | ["sandboxes", _]
             | ["sandboxes", _, "pause" | "resume"]
             | ["sandbox-specs", "search"]
-            | ["sandbox-specs"],
+            | ["sandbox-specs"]
+            | ["conversations", "search"]
+            | ["conversations", _]
+            | ["conversations", _, "events", "search" | "stream"]
+            | ["event-callbacks"]
+            | ["event-callbacks", _]
+            | ["event-callbacks", _, "deliveries"],
             _,
         ) => Err(method_not_allowed()),
         _ => Err(not_found()),
@@ -188,7 +235,7 @@ fn method_not_allowed() -> ApiError {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
 }
 
-fn health(state: &AppState) -> Response<Full<Bytes>> {
+fn health(state: &AppState) -> Response<Body> {
     let plugin = state.plugin.current();
     json::ok(&serde_json::json!({
         "status": "ok",

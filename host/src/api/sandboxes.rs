@@ -1,16 +1,15 @@
 //! `/api/v1/sandboxes`: each route parses its input, makes one plugin call and
 //! shapes the answer. No rule of the service is decided here.
 
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper::Response;
 
 use super::auth::Caller;
+use super::body::Body;
 use super::error::ApiError;
 use super::params::Query;
 use super::{AppState, call, json};
 
-type Answer = Result<Response<Full<Bytes>>, ApiError>;
+type Answer = Result<Response<Body>, ApiError>;
 
 /// `GET /sandboxes/search?page_id&limit`
 pub async fn search(state: &AppState, caller: &Caller, query: &Query) -> Answer {

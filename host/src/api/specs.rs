@@ -1,15 +1,14 @@
 //! `/api/v1/sandbox-specs`.
 
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper::Response;
 
 use super::auth::Caller;
+use super::body::Body;
 use super::error::ApiError;
 use super::params::Query;
 use super::{AppState, call, json};
 
-type Answer = Result<Response<Full<Bytes>>, ApiError>;
+type Answer = Result<Response<Body>, ApiError>;
 
 /// `GET /sandbox-specs/search?page_id&limit`
 pub async fn search(state: &AppState, caller: &Caller, query: &Query) -> Answer {

@@ -47,5 +47,12 @@ pub const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 pub const HTTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest response body handed to the plugin.
 pub const HTTP_MAX_RESPONSE_BYTES: usize = 16 << 20;
-/// Requests of one `send-batch` in flight at once.
-pub const HTTP_BATCH_CONCURRENCY: usize = 32;
+/// Requests of one `send-batch` in flight at once: how many agent servers a poll
+/// cycle talks to at the same time.
+pub const SYNC_CONCURRENCY: usize = 32;
+/// Deadline of one request to an agent server while syncing: a dead one costs
+/// this much of a cycle, no more.
+pub const SYNC_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// A poll cycle that takes longer is cut off (the next one starts over from the
+/// stored cursors, so nothing is lost).
+pub const POLL_TIMEOUT: Duration = Duration::from_secs(600);

@@ -23,6 +23,8 @@ pub struct FileConfig {
     pub plugin: PluginFile,
     #[serde(default)]
     pub http: HttpFile,
+    #[serde(default)]
+    pub sync: SyncFile,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -75,6 +77,8 @@ pub struct PluginFile {
     pub call_timeout: Option<f64>,
     pub memory_limit_mb: Option<i64>,
     pub max_instances: Option<i64>,
+    /// Seconds a poll cycle may take.
+    pub poll_timeout: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -85,7 +89,16 @@ pub struct HttpFile {
     /// Seconds.
     pub connect_timeout: Option<f64>,
     pub max_response_mb: Option<i64>,
-    pub batch_concurrency: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncFile {
+    /// `auto`, `poll` or `webhook`.
+    pub mode: Option<String>,
+    pub concurrency: Option<i64>,
+    /// Seconds.
+    pub request_timeout: Option<f64>,
 }
 
 /// Where a value can be overridden from the environment: the variable and the
@@ -135,6 +148,10 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar {
         name: "SANDBOXD_POLLING_INTERVAL",
         key: "runtime.polling_interval",
+    },
+    EnvVar {
+        name: "SANDBOXD_SYNC_MODE",
+        key: "sync.mode",
     },
     EnvVar {
         name: "SANDBOXD_AUTH_MODE",
@@ -196,6 +213,9 @@ impl FileConfig {
         }
         if let Some(v) = int("SANDBOXD_POLLING_INTERVAL", &mut errors) {
             self.runtime.polling_interval = Some(v);
+        }
+        if let Some(v) = get("SANDBOXD_SYNC_MODE") {
+            self.sync.mode = Some(v);
         }
         if let Some(v) = get("SANDBOXD_AUTH_MODE") {
             self.auth.mode = Some(v);

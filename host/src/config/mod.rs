@@ -29,6 +29,40 @@ pub struct Config {
     pub auth: AuthConfig,
     pub plugin: PluginConfig,
     pub http: HttpConfig,
+    pub sync: SyncConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Poll when agent servers cannot call back (no `web_url`, or a localhost one).
+    Auto,
+    Poll,
+    /// Rely on webhooks only.
+    Webhook,
+}
+
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    pub mode: SyncMode,
+    /// Agent-server requests in flight at once.
+    pub concurrency: usize,
+    pub request_timeout: Duration,
+}
+
+impl Config {
+    /// Whether the host polls agent servers: always in `poll` mode, never in
+    /// `webhook` mode, and in `auto` mode when they cannot call back because this
+    /// service has no public URL.
+    pub fn polls(&self) -> bool {
+        match self.sync.mode {
+            SyncMode::Poll => true,
+            SyncMode::Webhook => false,
+            SyncMode::Auto => self
+                .web_url
+                .as_deref()
+                .is_none_or(|u| u.contains("localhost")),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -40,11 +74,7 @@ pub struct RuntimeConfig {
     pub runtime_class: RuntimeClass,
     pub start_sandbox_timeout_secs: u32,
     pub max_num_sandboxes: u32,
-    /// Seconds between poll cycles of the agent servers (used by the poller).
-    #[allow(
-        dead_code,
-        reason = "validated now as part of the configuration interface; the poller reads it"
-    )]
+    /// Seconds between poll cycles of the agent servers.
     pub polling_interval_secs: u32,
 }
 
@@ -94,6 +124,7 @@ pub struct PluginConfig {
     pub call_timeout: Duration,
     pub memory_limit_bytes: usize,
     pub max_instances: u32,
+    pub poll_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -101,7 +132,6 @@ pub struct HttpConfig {
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub max_response_bytes: usize,
-    pub batch_concurrency: usize,
 }
 
 /// Why the configuration could not be used; each line is one problem.
@@ -252,6 +282,7 @@ pub fn validate(raw: FileConfig) -> Result<Config, ConfigError> {
     let auth = validate_auth(raw.auth, listen, &mut err);
     let plugin = validate_plugin(raw.plugin, &mut err);
     let http = validate_http(raw.http, &mut err);
+    let sync = validate_sync(raw.sync, &mut err);
 
     if errors.is_empty() {
         Ok(Config {
@@ -263,6 +294,7 @@ pub fn validate(raw: FileConfig) -> Result<Config, ConfigError> {
             auth,
             plugin,
             http,
+            sync,
         })
     } else {
         Err(ConfigError(errors))
@@ -403,6 +435,46 @@ fn validate_plugin(raw: file::PluginFile, err: &mut impl FnMut(String)) -> Plugi
         call_timeout,
         memory_limit_bytes,
         max_instances,
+        poll_timeout: seconds(
+            "plugin.poll_timeout",
+            raw.poll_timeout,
+            defaults::POLL_TIMEOUT,
+            err,
+        ),
+    }
+}
+
+fn validate_sync(raw: file::SyncFile, err: &mut impl FnMut(String)) -> SyncConfig {
+    let mode = match raw.mode.as_deref().map(str::trim) {
+        None | Some("auto") => SyncMode::Auto,
+        Some("poll") => SyncMode::Poll,
+        Some("webhook") => SyncMode::Webhook,
+        Some(v) => {
+            err(format!(
+                "{}: '{v}' is not allowed; use auto, poll or webhook",
+                name("sync.mode")
+            ));
+            SyncMode::Auto
+        }
+    };
+    SyncConfig {
+        mode,
+        concurrency: match raw.concurrency {
+            None => defaults::SYNC_CONCURRENCY,
+            Some(n @ 1..=1024) => n as usize,
+            Some(n) => {
+                err(format!(
+                    "sync.concurrency: {n} is out of range; use 1 to 1024"
+                ));
+                defaults::SYNC_CONCURRENCY
+            }
+        },
+        request_timeout: seconds(
+            "sync.request_timeout",
+            raw.request_timeout,
+            defaults::SYNC_REQUEST_TIMEOUT,
+            err,
+        ),
     }
 }
 
@@ -423,16 +495,6 @@ fn validate_http(raw: file::HttpFile, err: &mut impl FnMut(String)) -> HttpConfi
                     "http.max_response_mb: {mb} is out of range; use 1 to 1024"
                 ));
                 defaults::HTTP_MAX_RESPONSE_BYTES
-            }
-        },
-        batch_concurrency: match raw.batch_concurrency {
-            None => defaults::HTTP_BATCH_CONCURRENCY,
-            Some(n @ 1..=1024) => n as usize,
-            Some(n) => {
-                err(format!(
-                    "http.batch_concurrency: {n} is out of range; use 1 to 1024"
-                ));
-                defaults::HTTP_BATCH_CONCURRENCY
             }
         },
     }

@@ -231,6 +231,38 @@ fn api_keys_must_be_complete() {
 }
 
 #[test]
+fn sync_mode_decides_whether_to_poll() {
+    let c = load(MINIMAL, &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.polls(), "no web_url: agent servers cannot call back");
+    let c = load(MINIMAL, &[("SANDBOXD_WEB_URL", "http://localhost:3000")])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        c.polls(),
+        "a localhost web_url is not reachable from a sandbox"
+    );
+    let c = load(MINIMAL, &[("SANDBOXD_WEB_URL", "https://app.example")])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!c.polls());
+    let c = load(
+        MINIMAL,
+        &[
+            ("SANDBOXD_WEB_URL", "https://app.example"),
+            ("SANDBOXD_SYNC_MODE", "poll"),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.polls());
+    let c = load(MINIMAL, &[("SANDBOXD_SYNC_MODE", "webhook")]).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!c.polls());
+    let e = errors(MINIMAL, &[("SANDBOXD_SYNC_MODE", "sometimes")]);
+    assert!(
+        e.contains("sync.mode (SANDBOXD_SYNC_MODE)") && e.contains("auto, poll or webhook"),
+        "{e}"
+    );
+    assert_eq!(c.sync.concurrency, 32);
+}
+
+#[test]
 fn the_runtime_key_never_appears_in_debug_output() {
     let c = load(MINIMAL, &[]).unwrap_or_else(|e| panic!("{e}"));
     assert!(!format!("{c:?}").contains("rt-key"));

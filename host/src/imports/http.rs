@@ -15,6 +15,7 @@ use super::HostState;
 use crate::bindings::http::{Credential, Host, HttpError, Method, Request, Response};
 use crate::config::{Config, Secret};
 use crate::egress::{self, EgressPolicy};
+use crate::signing::CallbackSigner;
 
 /// Most requests one `send-batch` accepts.
 const MAX_BATCH: usize = 10_000;
@@ -28,13 +29,14 @@ struct Inner {
     runtime_base: String,
     runtime_key: Secret,
     policy: EgressPolicy,
+    signer: CallbackSigner,
     timeout: Duration,
     max_response_bytes: usize,
     batch_concurrency: usize,
 }
 
 impl HttpImport {
-    pub fn new(config: &Config) -> anyhow::Result<HttpImport> {
+    pub fn new(config: &Config, signer: CallbackSigner) -> anyhow::Result<HttpImport> {
         let policy = EgressPolicy;
         let client = reqwest::Client::builder()
             .connect_timeout(config.http.connect_timeout)
@@ -53,9 +55,10 @@ impl HttpImport {
             runtime_base,
             runtime_key: config.runtime.api_key.clone(),
             policy,
+            signer,
             timeout: config.http.timeout,
             max_response_bytes: config.http.max_response_bytes,
-            batch_concurrency: config.http.batch_concurrency,
+            batch_concurrency: config.sync.concurrency,
         })))
     }
 
@@ -94,14 +97,21 @@ impl HttpImport {
             })?;
             builder = builder.header(name, value);
         }
-        if request.credential == Credential::RuntimeApi {
-            if !url.as_str().starts_with(&inner.runtime_base) {
-                return Err(HttpError::Denied(format!(
-                    "the runtime API credential is only sent to the runtime API, not to {}",
-                    egress::origin_of(&url)
-                )));
+        match &request.credential {
+            Credential::None => {}
+            Credential::RuntimeApi => {
+                if !url.as_str().starts_with(&inner.runtime_base) {
+                    return Err(HttpError::Denied(format!(
+                        "the runtime API credential is only sent to the runtime API, not to {}",
+                        egress::origin_of(&url)
+                    )));
+                }
+                builder = builder.header("x-api-key", inner.runtime_key.expose());
             }
-            builder = builder.header("x-api-key", inner.runtime_key.expose());
+            Credential::CallbackSignature(id) => {
+                let body = request.body.as_deref().unwrap_or_default();
+                builder = builder.header("x-sandboxd-signature", inner.signer.signature(id, body));
+            }
         }
         if let Some(body) = request.body {
             builder = builder.body(body);

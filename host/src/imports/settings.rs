@@ -37,5 +37,7 @@ pub fn plugin_settings(config: &HostConfig, created_at: &str) -> Config {
                 created_at: created_at.to_owned(),
             })
             .collect(),
+        agent_request_timeout_ms: u32::try_from(config.sync.request_timeout.as_millis())
+            .unwrap_or(u32::MAX),
     }
 }

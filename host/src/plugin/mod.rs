@@ -144,11 +144,29 @@ impl PluginHost {
         F: FnOnce(Plugin, Store<HostState>) -> Fut,
         Fut: Future<Output = wasmtime::Result<R>>,
     {
+        self.call_with_timeout(user, self.limits.timeout, f).await
+    }
+
+    /// [`PluginHost::call`] with another deadline (a poll cycle's is longer).
+    pub async fn call_with_timeout<R, F, Fut>(
+        &self,
+        user: Option<String>,
+        timeout: Duration,
+        f: F,
+    ) -> Result<R, CallError>
+    where
+        F: FnOnce(Plugin, Store<HostState>) -> Fut,
+        Fut: Future<Output = wasmtime::Result<R>>,
+    {
         // The semaphore is never closed, so acquiring cannot fail; without a
         // permit the call still runs (and may then find the pool busy).
         let _slot = self.slots.acquire().await.ok();
         let plugin = self.current();
-        run(&self.engine, &self.services, self.limits, &plugin, user, f).await
+        let limits = CallLimits {
+            timeout,
+            ..self.limits
+        };
+        run(&self.engine, &self.services, limits, &plugin, user, f).await
     }
 }
 

@@ -114,6 +114,7 @@ mod tests {
             start_sandbox_timeout_secs: 120,
             max_num_sandboxes: 10,
             specs: vec![],
+            agent_request_timeout_ms: 10_000,
         }
     }
 

@@ -38,11 +38,11 @@ pub struct Service<'a> {
 }
 
 impl<'a> Service<'a> {
-    fn runtime(&self) -> RuntimeApi<'a> {
+    pub(crate) fn runtime(&self) -> RuntimeApi<'a> {
         RuntimeApi::new(self.http, &self.settings.runtime_api_url)
     }
 
-    fn caller(&self) -> Option<&str> {
+    pub(crate) fn caller(&self) -> Option<&str> {
         self.caller.as_deref()
     }
 
@@ -55,17 +55,17 @@ impl<'a> Service<'a> {
         }
     }
 
-    fn log(&self, level: Level, message: &str, fields: &[(&str, &str)]) {
+    pub(crate) fn log(&self, level: Level, message: &str, fields: &[(&str, &str)]) {
         self.env.log(level, message, fields);
     }
 
     /// The stored record of sandbox `id` if the caller may see it.
-    fn load_visible(&self, id: &str) -> Result<SandboxRecord> {
+    pub(crate) fn load_visible(&self, id: &str) -> Result<SandboxRecord> {
         self.find_visible(id)?
             .ok_or_else(|| Error::sandbox_not_found(id))
     }
 
-    fn find_visible(&self, id: &str) -> Result<Option<SandboxRecord>> {
+    pub(crate) fn find_visible(&self, id: &str) -> Result<Option<SandboxRecord>> {
         if !is_valid_id(id) {
             return Ok(None);
         }

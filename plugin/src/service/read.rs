@@ -99,6 +99,16 @@ impl Service<'_> {
 
     /// The sandbox whose current session key is `key`, if the caller may see it.
     pub fn get_by_session_key(&self, key: &str) -> Result<Option<SandboxInfo>> {
+        let Some(record) = self.sandbox_for_key(key)? else {
+            return Ok(None);
+        };
+        let runtime = self.runtime_of(&record.id);
+        Ok(Some(self.to_info(&record, runtime.as_ref())))
+    }
+
+    /// The stored sandbox whose current session key is `key`, if the caller may
+    /// see it. Only the key's hash is compared.
+    pub(crate) fn sandbox_for_key(&self, key: &str) -> Result<Option<SandboxRecord>> {
         if key.is_empty() {
             return Ok(None);
         }
@@ -112,16 +122,12 @@ impl Service<'_> {
         };
         // The index and the record change together; this guards against a key
         // that was rotated away between the two reads.
-        if record.session_api_key_hash.as_deref() != Some(hash.as_str()) {
-            return Ok(None);
-        }
-        let runtime = self.runtime_of(&record.id);
-        Ok(Some(self.to_info(&record, runtime.as_ref())))
+        Ok((record.session_api_key_hash.as_deref() == Some(hash.as_str())).then_some(record))
     }
 
     /// Records of `ids` visible to the caller, in the order of `ids`. A record that
     /// cannot be read is logged and left out rather than failing the whole page.
-    pub(super) fn load_many(&self, ids: &[&str]) -> Result<Vec<SandboxRecord>> {
+    pub(crate) fn load_many(&self, ids: &[&str]) -> Result<Vec<SandboxRecord>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }

@@ -7,15 +7,20 @@
 //!   and one-shot faults.
 //! - [`FakeEnv`]: a settable clock, predictable randomness and captured logs.
 
+mod agents;
 mod env;
 mod runtime_api;
 mod store;
 
+pub use agents::FakeAgents;
 pub use env::FakeEnv;
 pub use runtime_api::{FakeRuntimeApi, Fault};
 pub use store::MemStore;
 
+use std::cell::{Cell, RefCell};
+
 use crate::model::{RuntimeClass, SandboxSpec, Settings};
+use crate::ports::{Http, HttpError, Request, Response};
 use crate::service::Service;
 
 pub const RUNTIME_URL: &str = "http://runtime.test";
@@ -43,15 +48,44 @@ pub fn settings() -> Settings {
         start_sandbox_timeout_secs: 120,
         max_num_sandboxes: 10,
         specs: vec![spec("image:default"), spec("image:other")],
+        agent_request_timeout_ms: 10_000,
     }
 }
 
-/// A store, a runtime API and an environment, shared by every call of a test.
+/// A store, a runtime API, agent servers, callback receivers and an
+/// environment, shared by every call of a test.
 pub struct World {
     pub store: MemStore,
     pub runtime: FakeRuntimeApi,
+    pub agents: FakeAgents,
+    /// Callback receivers (`http://hooks.test/...`): every POST received.
+    pub hooks: RefCell<Vec<Request>>,
+    /// The status receivers answer.
+    pub hook_status: Cell<u16>,
     pub env: FakeEnv,
     pub settings: Settings,
+}
+
+pub const HOOKS_URL: &str = "http://hooks.test";
+
+impl Http for World {
+    fn send(&self, request: Request) -> Result<Response, HttpError> {
+        if request.url.starts_with(HOOKS_URL) {
+            self.hooks.borrow_mut().push(request);
+            return Ok(Response {
+                status: self.hook_status.get(),
+                body: Vec::new(),
+            });
+        }
+        if let Some(answer) = self.agents.handle(&request) {
+            return answer;
+        }
+        self.runtime.send(request)
+    }
+
+    fn send_batch(&self, requests: Vec<Request>) -> Vec<Result<Response, HttpError>> {
+        requests.into_iter().map(|r| self.send(r)).collect()
+    }
 }
 
 impl World {
@@ -59,6 +93,9 @@ impl World {
         World {
             store: MemStore::default(),
             runtime: FakeRuntimeApi::new(RUNTIME_URL),
+            agents: FakeAgents::default(),
+            hooks: RefCell::new(Vec::new()),
+            hook_status: Cell::new(200),
             env: FakeEnv::default(),
             settings: settings(),
         }
@@ -68,7 +105,7 @@ impl World {
     pub fn as_user(&self, user: Option<&str>) -> Service<'_> {
         Service {
             store: &self.store,
-            http: &self.runtime,
+            http: self,
             env: &self.env,
             settings: &self.settings,
             caller: user.map(str::to_owned),

@@ -164,7 +164,11 @@ async fn main() {
             ),
         ] {
             let (h, url) = (http.clone(), format!("{base}{path}"));
-            let count = if path.contains("search?") { 2_000 } else { 20_000 };
+            let count = if path.contains("search?") {
+                2_000
+            } else {
+                20_000
+            };
             let before = sd.cpu_time();
             let s = load::run(name, count, CONCURRENCY, move |_| {
                 let (h, url) = (h.clone(), url.clone());

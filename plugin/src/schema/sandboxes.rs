@@ -1,4 +1,4 @@
-//! The plugin's storage schema: every table, key layout and record, in one place.
+//! Sandboxes.
 //!
 //! Tables:
 //! - `sandboxes`: sandbox id → [`SandboxRecord`] (JSON).
@@ -18,7 +18,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use super::{order_key, owner_prefix};
+use crate::error::Result;
 use crate::ports::Op;
 
 pub const SANDBOXES: &str = "sandboxes";
@@ -54,13 +55,11 @@ pub struct SandboxRecord {
 
 impl SandboxRecord {
     pub fn encode(&self) -> Vec<u8> {
-        // Serialising a struct of strings and integers cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        super::encode(self)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self> {
-        serde_json::from_slice(bytes)
-            .map_err(|e| Error::Storage(format!("a stored sandbox record is unreadable: {e}")))
+        super::decode("sandbox", bytes)
     }
 
     /// Whether `caller` may see this sandbox (none sees everything).
@@ -175,53 +174,10 @@ impl SandboxRecord {
     }
 }
 
-/// The key prefix of one owner's entries in `sandboxes_by_owner`. Length-prefixed,
-/// so no owner's prefix is a prefix of another's; sandboxes created without a user
-/// have their own tag.
-pub fn owner_prefix(owner: Option<&str>) -> Vec<u8> {
-    match owner {
-        None => vec![0],
-        Some(owner) => {
-            let mut key = Vec::with_capacity(5 + owner.len());
-            key.push(1);
-            key.extend_from_slice(&(owner.len() as u32).to_be_bytes());
-            key.extend_from_slice(owner.as_bytes());
-            key
-        }
-    }
-}
-
-/// Sorts newest first: the creation time, order-preserving as unsigned and then
-/// inverted, followed by the id (which makes keys unique and ties stable).
-pub fn order_key(created_at_us: i64, id: &str) -> Vec<u8> {
-    let ascending = (created_at_us as u64) ^ (1 << 63);
-    let mut key = Vec::with_capacity(8 + id.len());
-    key.extend_from_slice(&(!ascending).to_be_bytes());
-    key.extend_from_slice(id.as_bytes());
-    key
-}
-
-/// The sandbox id at the end of an order key (after the 8 time bytes).
-pub fn id_of_order_key(key: &[u8]) -> Option<&str> {
-    std::str::from_utf8(key.get(8..)?).ok()
-}
-
-/// The smallest key greater than every key that starts with `prefix`; none when
-/// no such key exists (an empty or all-0xFF prefix).
-pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < u8::MAX {
-            end.push(last + 1);
-            return Some(end);
-        }
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     fn record() -> SandboxRecord {
         SandboxRecord {
@@ -243,35 +199,6 @@ mod tests {
             SandboxRecord::decode(b"{"),
             Err(Error::Storage(_))
         ));
-    }
-
-    #[test]
-    fn order_keys_sort_newest_first_including_negative_times() {
-        let mut keys = [
-            order_key(5, "a"),
-            order_key(-3, "b"),
-            order_key(1_000_000, "c"),
-            order_key(5, "0"),
-        ];
-        keys.sort();
-        let ids: Vec<_> = keys.iter().filter_map(|k| id_of_order_key(k)).collect();
-        assert_eq!(ids, vec!["c", "0", "a", "b"]);
-    }
-
-    #[test]
-    fn owner_prefixes_never_prefix_each_other() {
-        let a = owner_prefix(Some("al"));
-        let b = owner_prefix(Some("alice"));
-        assert!(!b.starts_with(&a) && !a.starts_with(&b));
-        assert!(!a.starts_with(&owner_prefix(None)));
-    }
-
-    #[test]
-    fn prefix_end_bounds_the_prefix() {
-        assert_eq!(prefix_end(&[1, 2]), Some(vec![1, 3]));
-        assert_eq!(prefix_end(&[1, 255]), Some(vec![2]));
-        assert_eq!(prefix_end(&[255, 255]), None);
-        assert_eq!(prefix_end(&[]), None);
     }
 
     #[test]

@@ -1,0 +1,132 @@
+//! Event-callback secrets and signatures.
+//!
+//! A callback's secret is never stored: it is derived from the callback's id with
+//! a signing key that only the host holds (`callback-signing.key` in the data
+//! directory, created on first start, readable by its owner only). So the store,
+//! the plugin and the logs never see a secret, and a restart signs with the same
+//! secrets as before.
+//!
+//! A delivery carries `X-Sandboxd-Signature: sha256=<hex>`, the HMAC-SHA256 of the
+//! exact body keyed by the callback's secret (its UTF-8 bytes): a receiver checks
+//! it with `hmac(secret, body, sha256)`.
+
+use std::io::Write;
+use std::path::Path;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+const KEY_FILE: &str = "callback-signing.key";
+
+#[derive(Clone)]
+pub struct CallbackSigner {
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for CallbackSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallbackSigner(<redacted>)")
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+    // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
+    let mut mac = HmacSha256::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    mac.update(data);
+    mac.finalize().into_bytes().to_vec()
+}
+
+impl CallbackSigner {
+    /// The signer of `data_dir`, creating its key on first use.
+    pub fn open(data_dir: &Path) -> std::io::Result<CallbackSigner> {
+        let path = data_dir.join(KEY_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) if bytes.len() == 32 => {
+                let mut key = [0u8; 32];
+                key.copy_from_slice(&bytes);
+                return Ok(CallbackSigner { key });
+            }
+            Ok(_) => {
+                return Err(std::io::Error::other(format!(
+                    "{} is not a 32-byte key",
+                    path.display()
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&path)?;
+        file.write_all(&key)?;
+        file.sync_all()?;
+        Ok(CallbackSigner { key })
+    }
+
+    /// The secret of callback `id`, as shown once at its creation.
+    pub fn secret(&self, callback_id: &str) -> String {
+        hex(&hmac(
+            &self.key,
+            format!("sandboxd callback secret:{callback_id}").as_bytes(),
+        ))
+    }
+
+    /// The `X-Sandboxd-Signature` value of `body` for callback `id`.
+    pub fn signature(&self, callback_id: &str, body: &[u8]) -> String {
+        format!(
+            "sha256={}",
+            hex(&hmac(self.secret(callback_id).as_bytes(), body))
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_stable_per_data_dir_and_distinct_per_callback() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let a = CallbackSigner::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let b = CallbackSigner::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(a.secret("cb1"), b.secret("cb1"));
+        assert_ne!(a.secret("cb1"), a.secret("cb2"));
+        let other = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let c = CallbackSigner::open(other.path()).unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(a.secret("cb1"), c.secret("cb1"));
+        assert!(!format!("{a:?}").contains(&a.secret("cb1")));
+    }
+
+    #[test]
+    fn signatures_are_hmac_sha256_of_the_body_keyed_by_the_secret() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let s = CallbackSigner::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let body = br#"{"id":"e1"}"#;
+        let expected = format!("sha256={}", hex(&hmac(s.secret("cb").as_bytes(), body)));
+        assert_eq!(s.signature("cb", body), expected);
+        assert_ne!(s.signature("cb", b"other"), expected);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_key_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        CallbackSigner::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+            .map(|m| m.permissions().mode())
+            .unwrap_or(0);
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

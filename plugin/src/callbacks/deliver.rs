@@ -1,0 +1,209 @@
+//! Sending what is owed to callbacks, with retries.
+//!
+//! Each due delivery is one POST of the event's JSON (exactly as stored) to the
+//! callback's URL, signed by the host. A 2xx answer delivers it; anything else is
+//! retried with exponential backoff and jitter until [`MAX_ATTEMPTS`]; every
+//! attempt is logged. Deliveries are in the store, so a restart resumes them:
+//! at least once, never silently dropped (an event whose callback was deleted is
+//! the one exception, by design).
+
+use std::collections::HashMap;
+
+use crate::error::Result;
+use crate::ports::{Bound, Credential, Level, Method, Op, Request, Scan};
+use crate::schema::callbacks::{
+    AttemptRecord, CallbackRecord, DELIVERIES, DELIVERIES_DUE, DELIVERY_ATTEMPTS, DeliveryRecord,
+};
+use crate::schema::conversations::dashed;
+use crate::schema::events::{EVENTS, event_key};
+use crate::schema::{encode, time_key, time_of_key};
+use crate::service::Service;
+
+/// Attempts before a delivery is given up.
+pub const MAX_ATTEMPTS: u32 = 10;
+/// Deliveries sent per call.
+const BATCH: u32 = 256;
+/// Deadline of one delivery POST.
+const TIMEOUT_MS: u32 = 10_000;
+/// First retry delay; doubles per attempt up to [`MAX_BACKOFF_US`].
+const BASE_BACKOFF_US: i64 = 1_000_000;
+const MAX_BACKOFF_US: i64 = 300_000_000;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DeliverySummary {
+    pub attempted: u32,
+    pub delivered: u32,
+    pub failed: u32,
+    pub next_due_ms: Option<u64>,
+}
+
+/// The delay before attempt `attempt + 1`, with ±50% jitter so that a receiver
+/// that comes back is not hit by every retry at once.
+fn backoff_us(attempt: u32, random: [u8; 16]) -> i64 {
+    let base = BASE_BACKOFF_US
+        .saturating_mul(1_i64 << attempt.saturating_sub(1).min(20))
+        .min(MAX_BACKOFF_US);
+    let jitter = f64::from(random[0]) / 255.0 + 0.5;
+    (base as f64 * jitter) as i64
+}
+
+impl Service<'_> {
+    pub fn deliver_due(&self) -> Result<DeliverySummary> {
+        let now = self.env.now_micros();
+        let due = self.store.scan(Scan {
+            table: DELIVERIES_DUE,
+            start: Bound::Unbounded,
+            end: Bound::Included(time_key(now).to_vec()),
+            reverse: false,
+            limit: BATCH,
+        })?;
+        let mut summary = DeliverySummary::default();
+        if !due.is_empty() {
+            self.send_deliveries(&due, now, &mut summary)?;
+        }
+        summary.next_due_ms = self.next_due_ms()?;
+        Ok(summary)
+    }
+
+    fn send_deliveries(
+        &self,
+        due: &[(Vec<u8>, Vec<u8>)],
+        now: i64,
+        summary: &mut DeliverySummary,
+    ) -> Result<()> {
+        let ids: Vec<Vec<u8>> = due
+            .iter()
+            .filter_map(|(k, _)| k.get(8..).map(<[u8]>::to_vec))
+            .collect();
+        let deliveries: Vec<DeliveryRecord> = self
+            .store
+            .get_many(DELIVERIES, &ids)?
+            .into_iter()
+            .flatten()
+            .map(|b| DeliveryRecord::decode(&b))
+            .collect::<Result<_>>()?;
+        let callbacks: HashMap<String, CallbackRecord> = self
+            .load_callbacks()?
+            .into_iter()
+            .map(|c| (c.id.clone(), c))
+            .collect();
+        let event_keys: Vec<Vec<u8>> = deliveries
+            .iter()
+            .map(|d| event_key(&d.conversation_key, d.event_time_us, &d.event_id))
+            .collect();
+        let bodies = self.store.get_many(EVENTS, &event_keys)?;
+
+        let mut ops: Vec<Op> = Vec::new();
+        let mut sendable: Vec<(&DeliveryRecord, Request)> = Vec::new();
+        for (d, body) in deliveries.iter().zip(bodies) {
+            match (callbacks.get(&d.callback_id), body) {
+                (Some(cb), Some(body)) => sendable.push((d, delivery_request(cb, d, body))),
+                // The callback was deleted (or the event is gone): nothing is owed.
+                _ => ops.extend(d.finish_ops()),
+            }
+        }
+        let (records, requests): (Vec<&DeliveryRecord>, Vec<Request>) =
+            sendable.into_iter().unzip();
+        let answers = self.http.send_batch(requests);
+        for (d, answer) in records.into_iter().zip(answers) {
+            let attempt = d.attempts + 1;
+            let (status, error) = match &answer {
+                Ok(r) if r.is_success() => (Some(r.status), None),
+                Ok(r) => (
+                    Some(r.status),
+                    Some(format!("the receiver answered HTTP {}", r.status)),
+                ),
+                Err(e) => (None, Some(e.to_string())),
+            };
+            let state = if error.is_none() {
+                summary.delivered += 1;
+                ops.extend(d.finish_ops());
+                "delivered"
+            } else if attempt >= MAX_ATTEMPTS {
+                summary.failed += 1;
+                ops.extend(d.finish_ops());
+                self.log(
+                    Level::Warn,
+                    "gave up a callback delivery",
+                    &[("callback_id", &d.callback_id), ("delivery_id", &d.id)],
+                );
+                "failed"
+            } else {
+                let next = DeliveryRecord {
+                    attempts: attempt,
+                    next_at_us: now + backoff_us(attempt, self.env.random_16()),
+                    ..d.clone()
+                };
+                ops.extend(next.reschedule_ops(d));
+                "pending"
+            };
+            summary.attempted += 1;
+            let log = AttemptRecord {
+                delivery_id: d.id.clone(),
+                event_id: d.event_id.clone(),
+                conversation_key: d.conversation_key.clone(),
+                attempt,
+                at_us: now,
+                status,
+                error,
+                state: state.to_owned(),
+            };
+            ops.push(Op::Put {
+                table: DELIVERY_ATTEMPTS,
+                key: log.key(&d.callback_id),
+                value: encode(&log),
+            });
+        }
+        self.store.commit(ops)?;
+        Ok(())
+    }
+
+    /// Milliseconds until the earliest pending delivery (0 if already due).
+    fn next_due_ms(&self) -> Result<Option<u64>> {
+        let first = self.store.scan(Scan {
+            table: DELIVERIES_DUE,
+            start: Bound::Unbounded,
+            end: Bound::Unbounded,
+            reverse: false,
+            limit: 1,
+        })?;
+        let now = self.env.now_micros();
+        Ok(first
+            .first()
+            .and_then(|(k, _)| time_of_key(k))
+            .map(|at| u64::try_from((at - now).max(0) / 1000).unwrap_or(0)))
+    }
+}
+
+fn delivery_request(cb: &CallbackRecord, d: &DeliveryRecord, body: Vec<u8>) -> Request {
+    let mut request = Request::new(Method::Post, cb.url.clone())
+        .json(body)
+        .credential(Credential::CallbackSignature(cb.id.clone()));
+    request.headers.extend([
+        ("x-sandboxd-callback-id".to_owned(), cb.id.clone()),
+        ("x-sandboxd-delivery-id".to_owned(), d.id.clone()),
+        (
+            "x-sandboxd-conversation-id".to_owned(),
+            dashed(&d.conversation_key),
+        ),
+        ("x-sandboxd-event-id".to_owned(), d.event_id.clone()),
+        (
+            "x-sandboxd-attempt".to_owned(),
+            (d.attempts + 1).to_string(),
+        ),
+    ]);
+    request.timeout_ms = Some(TIMEOUT_MS);
+    request
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let mid = [127u8; 16];
+        assert!((900_000..=1_100_000).contains(&super::backoff_us(1, mid)));
+        assert!((1_800_000..=2_200_000).contains(&super::backoff_us(2, mid)));
+        assert!(super::backoff_us(30, [255; 16]) <= 450_000_000);
+        assert!(super::backoff_us(1, [0; 16]) >= 500_000);
+    }
+}

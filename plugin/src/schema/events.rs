@@ -1,0 +1,96 @@
+//! Events.
+//!
+//! Tables:
+//! - `events`: conversation key ‖ 0 ‖ time key ‖ event id → the event's JSON,
+//!   byte for byte as the agent server sent it. A conversation's events page in
+//!   timestamp order (ties by id) with one range scan.
+//! - `event_ids`: conversation key ‖ 0 ‖ event id → time key. What makes each event
+//!   stored once whichever way it arrives (poll or webhook), and how a page id (an
+//!   event id) finds its place.
+//!
+//! Invariant: an event's two entries are written in the same commit.
+
+use super::time_key;
+use crate::ports::Op;
+
+pub const EVENTS: &str = "events";
+pub const EVENT_IDS: &str = "event_ids";
+
+/// Longest event id kept as given; longer ones are replaced by a digest.
+pub const MAX_EVENT_ID: usize = 256;
+
+/// The prefix of one conversation's entries in either table.
+pub fn conversation_prefix(conversation_key: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(conversation_key.len() + 1);
+    key.extend_from_slice(conversation_key.as_bytes());
+    key.push(0);
+    key
+}
+
+pub fn event_key(conversation_key: &str, time_us: i64, event_id: &str) -> Vec<u8> {
+    let mut key = conversation_prefix(conversation_key);
+    key.extend_from_slice(&time_key(time_us));
+    key.extend_from_slice(event_id.as_bytes());
+    key
+}
+
+pub fn event_id_key(conversation_key: &str, event_id: &str) -> Vec<u8> {
+    let mut key = conversation_prefix(conversation_key);
+    key.extend_from_slice(event_id.as_bytes());
+    key
+}
+
+/// The time and id of an `events` key, given its conversation prefix length.
+pub fn split_event_key(key: &[u8], prefix_len: usize) -> Option<(i64, &str)> {
+    let rest = key.get(prefix_len..)?;
+    let time = super::time_of_key(rest)?;
+    let id = std::str::from_utf8(rest.get(8..)?).ok()?;
+    Some((time, id))
+}
+
+/// Store one new event: both entries, and the precondition that it is new.
+pub fn insert_ops(conversation_key: &str, time_us: i64, event_id: &str, raw: &[u8]) -> [Op; 3] {
+    let id_key = event_id_key(conversation_key, event_id);
+    [
+        Op::RequireAbsent {
+            table: EVENT_IDS,
+            key: id_key.clone(),
+        },
+        Op::Put {
+            table: EVENT_IDS,
+            key: id_key,
+            value: time_key(time_us).to_vec(),
+        },
+        Op::Put {
+            table: EVENTS,
+            key: event_key(conversation_key, time_us, event_id),
+            value: raw.to_vec(),
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_keys_sort_by_time_then_id_and_split_back() {
+        let mut keys = vec![
+            event_key("c", 20, "a"),
+            event_key("c", -5, "z"),
+            event_key("c", 20, "0"),
+        ];
+        keys.sort();
+        let prefix = conversation_prefix("c").len();
+        let parts: Vec<_> = keys
+            .iter()
+            .filter_map(|k| split_event_key(k, prefix))
+            .collect();
+        assert_eq!(parts, vec![(-5, "z"), (20, "0"), (20, "a")]);
+    }
+
+    #[test]
+    fn conversations_do_not_share_prefixes() {
+        assert!(!event_key("ab", 1, "x").starts_with(&conversation_prefix("a")));
+    }
+}
