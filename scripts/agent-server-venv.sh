@@ -54,7 +54,15 @@ flock 9
 
 if [[ ! -f "$venv/$marker" || ! -e "$python" ]]; then
     if [[ ! -e "$python" ]]; then
-        rm -rf "$venv"
+        if [[ -e "$venv" ]]; then
+            # Only ever delete a half-made venv, never a directory named by mistake.
+            if [[ -f "$venv/pyvenv.cfg" || -z "$(ls -A "$venv")" ]]; then
+                rm -rf "$venv"
+            else
+                echo "error: $venv exists but is no venv: remove it or set SANDBOXD_AGENT_VENV elsewhere" >&2
+                exit 1
+            fi
+        fi
         if ! base="$(find_python312)"; then
             echo "error: Python 3.12 not found (tried \$PYTHON312, python3.12 on PATH, pyenv versions/3.12*)." >&2
             echo "Install it (e.g. 'pyenv install 3.12') or set PYTHON312=/path/to/python3.12." >&2

@@ -11,6 +11,7 @@ wasmtime::component::bindgen!({
     imports: {
         "sandboxd:plugin/http.send": async,
         "sandboxd:plugin/http.send-batch": async,
+        "sandboxd:plugin/http.finish-batch": async,
         "sandboxd:plugin/storage.commit": async,
     },
     exports: {
@@ -19,5 +20,5 @@ wasmtime::component::bindgen!({
     additional_derives: [PartialEq, Eq],
 });
 
-pub use exports::sandboxd::plugin::{callbacks, conversations};
+pub use exports::sandboxd::plugin::{callbacks, conversations, sync};
 pub use sandboxd::plugin::{http, log, settings, storage, types, user_context};

@@ -14,7 +14,7 @@ use crate::imports::{HttpImport, Services, plugin_settings};
 use crate::plugin::{CallLimits, EMBEDDED_PLUGIN, PluginHost};
 use crate::signing::CallbackSigner;
 use crate::storage::RedbStore;
-use crate::sync::{Changes, run_deliveries, run_poller};
+use crate::sync::{Changes, Poller, run_deliveries, run_poller};
 
 /// How long requests in flight may take to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -84,20 +84,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let plugin = Arc::new(plugin);
     let changes = Arc::new(Changes::default());
+    let poller = Arc::new(Poller::new(
+        plugin.clone(),
+        config.plugin.poll_timeout,
+        changes.clone(),
+    ));
     let state = Arc::new(AppState {
         plugin: plugin.clone(),
         auth: Authenticator::new(&config.auth)?,
         changes: changes.clone(),
         signer: CallbackSigner::open(&config.data_dir)?,
+        poller: poller.clone(),
     });
     if config.polls() {
         let interval = Duration::from_secs(u64::from(config.runtime.polling_interval_secs));
-        tokio::spawn(run_poller(
-            plugin.clone(),
-            interval,
-            config.plugin.poll_timeout,
-            changes.clone(),
-        ));
+        tokio::spawn(run_poller(poller, interval));
     } else {
         tracing::info!(web_url = ?config.web_url, "not polling agent servers: they call back through webhooks");
     }

@@ -277,6 +277,27 @@ impl ports::Http for WitHttp {
             .map(|r| r.map(from_response).map_err(from_http_error))
             .collect()
     }
+
+    fn start_batch(
+        &self,
+        requests: Vec<ports::Request>,
+    ) -> Result<ports::BatchId, ports::HttpError> {
+        let requests: Vec<http::Request> = requests.into_iter().map(to_request).collect();
+        http::start_batch(&requests).map_err(from_http_error)
+    }
+
+    fn finish_batch(
+        &self,
+        batch: ports::BatchId,
+    ) -> Result<Vec<Result<ports::Response, ports::HttpError>>, ports::HttpError> {
+        http::finish_batch(batch)
+            .map(|all| {
+                all.into_iter()
+                    .map(|r| r.map(from_response).map_err(from_http_error))
+                    .collect()
+            })
+            .map_err(from_http_error)
+    }
 }
 
 struct WitStore;

@@ -109,9 +109,15 @@ impl fmt::Display for HttpError {
     }
 }
 
+/// A batch of requests on the wire (see [`Http::start_batch`]).
+pub type BatchId = u32;
+
 pub trait Http {
     fn send(&self, request: Request) -> Result<Response, HttpError>;
     fn send_batch(&self, requests: Vec<Request>) -> Vec<Result<Response, HttpError>>;
+    /// Start a batch and return at once; its answers come from `finish_batch`.
+    fn start_batch(&self, requests: Vec<Request>) -> Result<BatchId, HttpError>;
+    fn finish_batch(&self, batch: BatchId) -> Result<Vec<Result<Response, HttpError>>, HttpError>;
 }
 
 /// One end of a key range.

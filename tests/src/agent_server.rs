@@ -371,6 +371,15 @@ fn ensure_venv() -> PathBuf {
     }
     if !python.exists() {
         if venv.exists() {
+            // Only ever delete a half-made venv, never a directory someone named by
+            // mistake in SANDBOXD_AGENT_VENV.
+            let empty = fs::read_dir(&venv).is_ok_and(|mut entries| entries.next().is_none());
+            assert!(
+                empty || venv.join("pyvenv.cfg").is_file(),
+                "{} exists but is no venv (no bin/python, no pyvenv.cfg): remove it or \
+                 point SANDBOXD_AGENT_VENV elsewhere",
+                venv.display()
+            );
             fs::remove_dir_all(&venv).unwrap_or_else(|e| {
                 panic!("cannot remove the broken venv {}: {e}", venv.display())
             });
@@ -768,7 +777,7 @@ impl AgentServer {
             if alive(port) {
                 return Ok(server);
             }
-            if leader_exited(&server.child) {
+            if server.leader_exited() {
                 server.kill();
                 let status = server
                     .exit
@@ -1006,18 +1015,42 @@ impl AgentServer {
 
     /// SIGTERM to the process group, then waits for a clean exit (uvicorn shuts
     /// down, webhook subscribers flush what they hold); SIGKILL after 15 s. Returns
-    /// the exit code (`None` when killed by a signal).
-    pub fn stop(&mut self) -> Option<i32> {
+    /// how it ended: a clean shutdown ends "by signal 15" (uvicorn re-raises the
+    /// SIGTERM it handled), a forced one by signal 9.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
         if self.exit.is_none() {
             signal_group(&self.child, libc::SIGTERM);
             let deadline = Instant::now() + STOP_TIMEOUT;
-            while Instant::now() < deadline && !leader_exited(&self.child) {
+            while Instant::now() < deadline && !self.leader_exited() {
                 std::thread::sleep(Duration::from_millis(50));
             }
             // Whatever it left behind (or the server itself, after the timeout).
             self.kill();
         }
-        self.exit.and_then(|status| status.code())
+        self.exit
+    }
+
+    /// Whether the server process has exited. On Linux without reaping it (it stays
+    /// a zombie until `wait`, so its group id stays ours): `/proc/<pid>/stat` state
+    /// `Z` or `X`. Elsewhere it reaps (and the group can no longer be signalled).
+    fn leader_exited(&mut self) -> bool {
+        if self.exit.is_some() {
+            return true;
+        }
+        if !Path::new("/proc/self/stat").exists() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                self.exit = Some(status);
+                return true;
+            }
+            return false;
+        }
+        match fs::read_to_string(format!("/proc/{}/stat", self.child.id())) {
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .is_some_and(|state| state == "Z" || state == "X"),
+            Err(_) => true,
+        }
     }
 
     /// SIGKILL to the whole process group, then reaps the server. Idempotent.
@@ -1048,18 +1081,6 @@ fn signal_group(child: &Child, signal: libc::c_int) {
         unsafe {
             libc::kill(-pgid, signal);
         }
-    }
-}
-
-/// Whether the server process has exited, without reaping it (it stays a zombie
-/// until `wait`, so its group id stays ours): `/proc/<pid>/stat` state `Z` or `X`.
-fn leader_exited(child: &Child) -> bool {
-    match fs::read_to_string(format!("/proc/{}/stat", child.id())) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state == "Z" || state == "X"),
-        Err(_) => true,
     }
 }
 

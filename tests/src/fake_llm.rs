@@ -27,8 +27,8 @@
 //! provider would), so a key the agent server lost shows up as a failure.
 //!
 //! Like the fake runtime API, it runs on its own thread and tokio runtime on
-//! 127.0.0.1, records every request (before anything else happens to it), and stops
-//! when the handle is dropped. Nothing a client sends can panic the server.
+//! 127.0.0.1, records every request before answering it (and before any delay), and
+//! stops when the handle is dropped. Nothing a client sends can panic the server.
 //!
 //! ```
 //! use sandboxd_tests::fake_llm::FakeLlm;

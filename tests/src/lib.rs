@@ -9,4 +9,5 @@ pub mod fake_agent;
 pub mod fake_llm;
 pub mod fake_runtime;
 pub mod load;
+pub mod receiver;
 pub mod sandboxd;

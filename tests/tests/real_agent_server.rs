@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::os::unix::process::ExitStatusExt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -519,6 +520,51 @@ async fn webhooks_push_conversation_info_and_event_batches() {
         .collect();
     let listed_order: Vec<&Value> = searched.iter().map(|e| &e["id"]).collect();
     assert_eq!(order, listed_order);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffered_webhook_events_wait_for_the_flush_or_a_graceful_stop() {
+    let receiver = Receiver::start().await;
+    let base = format!("{}/api/v1/webhooks", receiver.url);
+    let llm = FakeLlm::start();
+    let mut webhook = WebhookOptions::new(&base);
+    webhook.event_buffer_size = 100;
+    webhook.flush_delay = Duration::from_secs(600);
+    let mut server = AgentServer::start_with(AgentServerOptions::default().webhook(webhook));
+
+    let id = server.start_conversation(&llm, "Say hello").await;
+    server.wait_until_finished(&id, RUN_TIMEOUT).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The conversation info goes out at once; events wait for a full buffer or the
+    // flush delay.
+    let hooks = receiver.hooks();
+    assert_eq!(hooks.len(), 1, "{hooks:#?}");
+    assert!(hooks[0].path.ends_with("/conversations"));
+    let listed = server.events(&id).await;
+
+    // SIGTERM: the server shuts down cleanly and posts what it held, in one batch.
+    let status = tokio::task::block_in_place(|| server.stop()).unwrap();
+    // uvicorn re-raises the SIGTERM it handled once it has shut down.
+    assert_eq!(status.signal(), Some(15), "{status}\n{}", server.logs());
+    assert!(server.logs().contains("Application shutdown complete"));
+    let hooks = receiver.hooks();
+    let batches: Vec<&Hook> = hooks
+        .iter()
+        .filter(|h| h.path.contains("/events/"))
+        .collect();
+    assert_eq!(batches.len(), 1, "{hooks:#?}");
+    let pushed: HashSet<&str> = batches[0]
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        listed
+            .iter()
+            .all(|e| pushed.contains(e["id"].as_str().unwrap()))
+    );
 }
 
 // ---- Wire examples ------------------------------------------------------------------

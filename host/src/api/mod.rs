@@ -5,6 +5,7 @@
 //! 4xx with a `detail` that says what is wrong; nothing a caller sends reaches a
 //! panic.
 
+mod admin;
 mod auth;
 mod body;
 mod callbacks;
@@ -42,7 +43,7 @@ use crate::bindings::types::Error as PluginError;
 use crate::imports::HostState;
 use crate::plugin::PluginHost;
 use crate::signing::CallbackSigner;
-use crate::sync::Changes;
+use crate::sync::{Changes, Poller};
 use body::Body;
 
 /// What every request handler shares.
@@ -53,6 +54,8 @@ pub struct AppState {
     pub changes: Arc<Changes>,
     /// Derives the secret shown when an event callback is created.
     pub signer: CallbackSigner,
+    /// Runs poll cycles, on schedule or on an admin's request.
+    pub poller: Arc<Poller>,
 }
 
 /// One plugin call for `caller`, with both kinds of failure turned into API
@@ -149,6 +152,20 @@ async fn route(state: Arc<AppState>, req: Request<Incoming>) -> Result<Response<
         return match method {
             Method::GET | Method::HEAD => Ok(health(&state)),
             _ => Err(method_not_allowed()),
+        };
+    }
+    if let ["admin", rest @ ..] = segs.as_slice() {
+        let caller = state.auth.authenticate(req.headers())?;
+        if caller != Caller::All {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "admin routes need an admin key",
+            ));
+        }
+        return match (rest, &method) {
+            (["sync", "poll"], &Method::POST) => admin::poll(&state).await,
+            (["sync", "poll"], _) => Err(method_not_allowed()),
+            _ => Err(not_found()),
         };
     }
     let ["api", "v1", rest @ ..] = segs.as_slice() else {

@@ -5,11 +5,13 @@
 //! and gets the runtime API key only when it names that credential *and* goes to
 //! the configured runtime API. The plugin never holds the key.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 
 use super::HostState;
 use crate::bindings::http::{Credential, Host, HttpError, Method, Request, Response};
@@ -138,8 +140,12 @@ impl HttpImport {
         })
     }
 
-    /// All requests, at most `batch_concurrency` in flight, answers in order.
-    pub async fn send_batch(&self, requests: Vec<Request>) -> Vec<Result<Response, HttpError>> {
+    /// All requests, at most `limit`'s permits in flight, answers in order.
+    pub async fn send_batch(
+        &self,
+        requests: Vec<Request>,
+        limit: Arc<Semaphore>,
+    ) -> Vec<Result<Response, HttpError>> {
         if requests.len() > MAX_BATCH {
             let refusal = format!(
                 "a batch of {} requests exceeds the limit of {MAX_BATCH}",
@@ -150,11 +156,48 @@ impl HttpImport {
                 .map(|_| Err(HttpError::Denied(refusal.clone())))
                 .collect();
         }
-        futures::stream::iter(requests)
-            .map(|r| self.send(r))
-            .buffered(self.0.batch_concurrency)
-            .collect()
-            .await
+        futures::future::join_all(requests.into_iter().map(|r| {
+            let limit = limit.clone();
+            async move {
+                // The semaphore is never closed.
+                let _permit = limit.acquire_owned().await.ok();
+                self.send(r).await
+            }
+        }))
+        .await
+    }
+
+    /// A fresh bound on in-flight requests, for one plugin call's batches.
+    pub fn batch_limit(&self) -> Arc<Semaphore> {
+        Arc::new(Semaphore::new(self.0.batch_concurrency))
+    }
+}
+
+/// Batches a plugin call started and has not finished yet.
+#[derive(Default)]
+pub struct OpenBatches {
+    next: u32,
+    open: HashMap<u32, JoinHandle<Vec<Result<Response, HttpError>>>>,
+    /// Shared by every batch of the call, so that the call as a whole stays
+    /// within the configured concurrency.
+    limit: Option<Arc<Semaphore>>,
+}
+
+/// Most batches open at once in one call.
+const MAX_OPEN_BATCHES: usize = 8;
+
+impl OpenBatches {
+    fn limit(&mut self, http: &HttpImport) -> Arc<Semaphore> {
+        self.limit.get_or_insert_with(|| http.batch_limit()).clone()
+    }
+}
+
+impl Drop for OpenBatches {
+    fn drop(&mut self) {
+        // The call is over: nobody will read these answers.
+        for (_, task) in self.open.drain() {
+            task.abort();
+        }
     }
 }
 
@@ -203,6 +246,35 @@ impl Host for HostState {
         requests: Vec<Request>,
     ) -> impl Future<Output = Vec<Result<Response, HttpError>>> + Send {
         let http = self.services.http.clone();
-        async move { http.send_batch(requests).await }
+        let limit = self.batches.limit(&http);
+        async move { http.send_batch(requests, limit).await }
+    }
+
+    fn start_batch(&mut self, requests: Vec<Request>) -> Result<u32, HttpError> {
+        if self.batches.open.len() >= MAX_OPEN_BATCHES {
+            return Err(HttpError::Denied(format!(
+                "at most {MAX_OPEN_BATCHES} batches may be open at once"
+            )));
+        }
+        let http = self.services.http.clone();
+        let limit = self.batches.limit(&http);
+        let task = tokio::spawn(async move { http.send_batch(requests, limit).await });
+        let id = self.batches.next;
+        self.batches.next = self.batches.next.wrapping_add(1);
+        self.batches.open.insert(id, task);
+        Ok(id)
+    }
+
+    fn finish_batch(
+        &mut self,
+        batch: u32,
+    ) -> impl Future<Output = Result<Vec<Result<Response, HttpError>>, HttpError>> + Send {
+        let task = self.batches.open.remove(&batch);
+        async move {
+            let task =
+                task.ok_or_else(|| HttpError::InvalidRequest(format!("no open batch {batch}")))?;
+            task.await
+                .map_err(|e| HttpError::Transport(format!("the batch was lost: {e}")))
+        }
     }
 }

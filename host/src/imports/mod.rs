@@ -18,6 +18,7 @@ use wasmtime::StoreLimits;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
 pub use self::http::HttpImport;
+use self::http::OpenBatches;
 pub use self::settings::plugin_settings;
 use crate::bindings::settings::Config as PluginSettings;
 use crate::storage::RedbStore;
@@ -38,6 +39,8 @@ pub struct HostState {
     /// The plugin version this call runs, for log lines.
     plugin_version: Arc<str>,
     services: Arc<Services>,
+    /// Batches of outbound requests started and not yet finished.
+    batches: OpenBatches,
 }
 
 impl HostState {
@@ -56,6 +59,7 @@ impl HostState {
             user,
             plugin_version,
             services,
+            batches: OpenBatches::default(),
         }
     }
 }

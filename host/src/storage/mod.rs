@@ -19,7 +19,7 @@ pub const MAX_KEY_BYTES: usize = 1024;
 /// Largest value.
 pub const MAX_VALUE_BYTES: usize = 1 << 20;
 /// Most ops in one commit.
-pub const MAX_OPS: usize = 10_000;
+pub const MAX_OPS: usize = 100_000;
 /// Most keys in one get-many and rows in one scan.
 pub const MAX_READ: usize = 100_000;
 

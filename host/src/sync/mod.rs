@@ -11,4 +11,4 @@ mod poller;
 
 pub use changes::Changes;
 pub use deliveries::run_deliveries;
-pub use poller::run_poller;
+pub use poller::{Poller, run_poller};

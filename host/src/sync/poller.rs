@@ -1,26 +1,45 @@
 //! The polling loop: one plugin poll cycle every `polling_interval`.
 //!
-//! Cycles never overlap (the next starts only after the previous returned, and
-//! no sooner than one interval after it started). A failed cycle is logged and
-//! the next one runs as planned. Each cycle logs one summary line.
+//! Cycles never overlap: the loop and an operator's "sync now" both run
+//! [`Poller::cycle`], which holds a lock for the whole cycle. The next scheduled
+//! cycle starts no sooner than one interval after the previous one started. A
+//! failed cycle is logged and the next one runs as planned. Each cycle logs one
+//! summary line.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::Mutex;
+
 use super::Changes;
+use crate::api::ApiError;
+use crate::bindings::sync::CycleSummary;
 use crate::plugin::PluginHost;
 
-pub async fn run_poller(
+pub struct Poller {
     plugin: Arc<PluginHost>,
-    interval: Duration,
     timeout: Duration,
     changes: Arc<Changes>,
-) {
-    tracing::info!(interval_secs = interval.as_secs(), "polling agent servers");
-    loop {
+    running: Mutex<()>,
+}
+
+impl Poller {
+    pub fn new(plugin: Arc<PluginHost>, timeout: Duration, changes: Arc<Changes>) -> Poller {
+        Poller {
+            plugin,
+            timeout,
+            changes,
+            running: Mutex::new(()),
+        }
+    }
+
+    /// Run one cycle now (after the one in progress, if any) and log its summary.
+    pub async fn cycle(&self) -> Result<(CycleSummary, u64), ApiError> {
+        let _running = self.running.lock().await;
         let started = Instant::now();
-        let result = plugin
-            .call_with_timeout(None, timeout, |p, mut store| async move {
+        let result = self
+            .plugin
+            .call_with_timeout(None, self.timeout, |p, mut store| async move {
                 p.sandboxd_plugin_sync().call_poll(&mut store).await
             })
             .await;
@@ -42,11 +61,28 @@ pub async fn run_poller(
                     millis,
                     "poll cycle"
                 );
-                changes.publish(&summary.changed_conversations);
+                self.changes.publish(&summary.changed_conversations);
+                Ok((summary, millis))
             }
-            Ok(Err(e)) => tracing::warn!(error = ?e, millis, "poll cycle failed"),
-            Err(e) => tracing::warn!(error = %e, millis, "poll cycle failed"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = ?e, millis, "poll cycle failed");
+                Err(e.into())
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, millis, "poll cycle failed");
+                Err(e.into())
+            }
         }
+    }
+}
+
+/// Poll every `interval` until the process ends.
+pub async fn run_poller(poller: Arc<Poller>, interval: Duration) {
+    tracing::info!(interval_secs = interval.as_secs(), "polling agent servers");
+    loop {
+        let started = Instant::now();
+        // Failures are logged by the cycle itself.
+        let _ = poller.cycle().await;
         tokio::time::sleep_until((started + interval).into()).await;
     }
 }

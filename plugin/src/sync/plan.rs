@@ -23,6 +23,10 @@ use crate::time;
 /// How often a plan is redone after losing a race with another writer.
 const ATTEMPTS: usize = 3;
 
+/// Most ops folded into one commit (the host accepts 100,000); a single plan
+/// larger than this still goes in one commit of its own.
+const MAX_GROUP_OPS: usize = 4_000;
+
 /// A commit that brings one conversation up to date.
 pub struct Plan {
     pub ops: Vec<Op>,
@@ -314,28 +318,58 @@ impl Service<'_> {
         })
     }
 
-    /// Commit plans together; if another writer got in between, redo each with
-    /// `replan` and commit it alone.
+    /// Commit plans together, in groups that fit one commit; if another writer
+    /// got in between, redo that group's plans one by one with `replan`.
     pub(crate) fn commit_plans(
         &self,
         plans: Vec<Plan>,
         replan: &dyn Fn(usize) -> Result<Plan>,
     ) -> Result<Vec<StoreOutcome>> {
-        let outcomes: Vec<StoreOutcome> = plans
-            .iter()
-            .map(|p| StoreOutcome {
-                new_events: p.new_events,
-                changed: p.changes,
-            })
-            .collect();
-        let ops: Vec<Op> = plans.into_iter().flat_map(|p| p.ops).collect();
+        let mut outcomes = Vec::with_capacity(plans.len());
+        let mut group: Vec<Op> = Vec::new();
+        let mut members: Vec<(usize, StoreOutcome)> = Vec::new();
+        let total = plans.len();
+        for (i, plan) in plans.into_iter().enumerate() {
+            if !group.is_empty() && group.len() + plan.ops.len() > MAX_GROUP_OPS {
+                outcomes.extend(self.commit_group(
+                    std::mem::take(&mut group),
+                    std::mem::take(&mut members),
+                    replan,
+                )?);
+            }
+            members.push((
+                i,
+                StoreOutcome {
+                    new_events: plan.new_events,
+                    changed: plan.changes,
+                },
+            ));
+            group.extend(plan.ops);
+            if i + 1 == total {
+                outcomes.extend(self.commit_group(
+                    std::mem::take(&mut group),
+                    std::mem::take(&mut members),
+                    replan,
+                )?);
+            }
+        }
+        Ok(outcomes)
+    }
+
+    fn commit_group(
+        &self,
+        ops: Vec<Op>,
+        members: Vec<(usize, StoreOutcome)>,
+        replan: &dyn Fn(usize) -> Result<Plan>,
+    ) -> Result<Vec<StoreOutcome>> {
         if ops.is_empty() {
-            return Ok(outcomes);
+            return Ok(members.into_iter().map(|(_, o)| o).collect());
         }
         match self.store.commit(ops) {
-            Ok(()) => Ok(outcomes),
-            Err(StoreError::Conflict(_)) => (0..outcomes.len())
-                .map(|i| self.commit_alone(i, replan))
+            Ok(()) => Ok(members.into_iter().map(|(_, o)| o).collect()),
+            Err(StoreError::Conflict(_)) => members
+                .iter()
+                .map(|(i, _)| self.commit_alone(*i, replan))
                 .collect(),
             Err(e) => Err(e.into()),
         }

@@ -5,16 +5,17 @@
 //! 2. Every agent server's conversation search, all pages, in batches (one
 //!    request per sandbox in a steady state). Conversations we know of that the
 //!    search no longer lists are asked for one by one.
-//! 3. Every conversation's new events, in chunks of [`EVENT_CHUNK`]
-//!    conversations: one event search per conversation from its cursor (plus
-//!    further pages when there are more). So a steady cycle with nothing new costs
-//!    at most two requests per conversation.
+//! 3. Every conversation's new events: one event search per conversation from
+//!    its cursor (plus further pages when there are more), in batches of
+//!    [`EVENT_CHUNK`], the next batch on the wire while the previous one is
+//!    stored. So a steady cycle with nothing new costs at most two requests per
+//!    conversation, and storing overlaps waiting.
 //!
 //! Requests go out through `send-batch`: the host runs them concurrently, and an
 //! agent server that is slow, dead or refusing costs only its own deadline; it is
 //! named in the summary and the cycle goes on.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use serde_json::Value;
 
@@ -90,9 +91,7 @@ impl Service<'_> {
         }
         summary.conversations = work.len() as u32;
 
-        for chunk in work.chunks(EVENT_CHUNK) {
-            self.sync_events(&mut targets, chunk, &callbacks, &mut summary, &mut changed)?;
-        }
+        self.sync_events(&mut targets, &work, &callbacks, &mut summary, &mut changed)?;
 
         summary.failures = targets
             .into_iter()
@@ -236,71 +235,149 @@ impl Service<'_> {
             .collect())
     }
 
-    /// New events of a chunk of conversations: a page each, stored together,
-    /// then the next pages of those that have more.
+    /// New events of every conversation. Event searches go out in batches of
+    /// [`EVENT_CHUNK`], the next batch on the wire while the previous one's
+    /// events are being stored; a conversation with more pages queues its next
+    /// page behind the others.
     fn sync_events(
         &self,
         targets: &mut [Target],
-        chunk: &[(usize, ConversationRecord)],
+        work: &[(usize, ConversationRecord)],
         callbacks: &[CallbackRecord],
         summary: &mut CycleSummary,
         changed: &mut HashSet<String>,
     ) -> Result<()> {
-        let since: Vec<Option<String>> = chunk.iter().map(|(_, c)| resume_from(c)).collect();
-        let mut pending: Vec<(usize, Option<String>)> = (0..chunk.len())
-            .filter(|i| targets[chunk[*i].0].failure.is_none())
-            .map(|i| (i, None))
+        let since: Vec<Option<String>> = work.iter().map(|(_, c)| resume_from(c)).collect();
+        let mut queue: VecDeque<Page> = (0..work.len())
+            .map(|i| Page {
+                conversation: i,
+                page_id: None,
+                number: 1,
+            })
             .collect();
-        for _ in 0..MAX_PAGES {
-            if pending.is_empty() {
-                break;
-            }
-            let requests: Vec<Request> = pending
-                .iter()
-                .map(|(i, page)| {
-                    let (t, c) = &chunk[*i];
-                    targets[*t]
-                        .agent
-                        .events(&c.key(), since[*i].as_deref(), page.as_deref())
-                })
-                .collect();
-            let answers = self.send_all(requests, summary);
-            let mut bodies: Vec<(usize, Vec<u8>)> = Vec::with_capacity(answers.len());
-            for ((i, _), answer) in pending.iter().zip(answers) {
-                match answer {
-                    Ok(r) => bodies.push((*i, r.body)),
-                    Err(reason) => fail(&mut targets[chunk[*i].0], reason),
+        let mut in_flight: Option<(Pending, Vec<Page>)> = None;
+        loop {
+            let mut next = Vec::with_capacity(EVENT_CHUNK);
+            while next.len() < EVENT_CHUNK {
+                let Some(page) = queue.pop_front() else { break };
+                if targets[work[page.conversation].0].failure.is_none() {
+                    next.push(page);
                 }
             }
-            let mut pages = Vec::with_capacity(bodies.len());
-            for (i, body) in &bodies {
-                match agent::parse_event_page(body) {
-                    Ok(page) => pages.push((*i, page)),
-                    Err(reason) => fail(&mut targets[chunk[*i].0], reason),
-                }
-            }
-            let plans = pages
-                .iter()
-                .map(|(i, page)| self.plan_events(&chunk[*i].1.key(), None, &page.items, callbacks))
-                .collect::<Result<Vec<_>>>()?;
-            let replan = |n: usize| {
-                let (i, page) = &pages[n];
-                self.plan_events(&chunk[*i].1.key(), None, &page.items, callbacks)
+            let started = if next.is_empty() {
+                None
+            } else {
+                let requests: Vec<Request> = next
+                    .iter()
+                    .map(|p| {
+                        let (t, c) = &work[p.conversation];
+                        targets[*t].agent.events(
+                            &c.key(),
+                            since[p.conversation].as_deref(),
+                            p.page_id.as_deref(),
+                        )
+                    })
+                    .collect();
+                Some((self.start_requests(requests, summary), next))
             };
-            let outcomes = self.commit_plans(plans, &replan)?;
-            let mut next = Vec::new();
-            for ((i, page), outcome) in pages.iter().zip(outcomes) {
-                summary.new_events += outcome.new_events;
-                if outcome.changed {
-                    changed.insert(chunk[*i].1.id.clone());
-                }
-                if let Some(p) = &page.next_page_id {
-                    next.push((*i, Some(p.clone())));
+            if let Some((pending, pages)) = in_flight.take() {
+                let answers = self.finish_requests(pending);
+                self.store_event_pages(
+                    targets, work, &pages, answers, callbacks, summary, changed, &mut queue,
+                )?;
+            }
+            in_flight = started;
+            if in_flight.is_none() && queue.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Store one batch of event pages (one commit for all, normally).
+    #[allow(clippy::too_many_arguments)]
+    fn store_event_pages(
+        &self,
+        targets: &mut [Target],
+        work: &[(usize, ConversationRecord)],
+        pages: &[Page],
+        answers: Vec<std::result::Result<Response, String>>,
+        callbacks: &[CallbackRecord],
+        summary: &mut CycleSummary,
+        changed: &mut HashSet<String>,
+        queue: &mut VecDeque<Page>,
+    ) -> Result<()> {
+        let mut bodies: Vec<(&Page, Vec<u8>)> = Vec::with_capacity(answers.len());
+        for (page, answer) in pages.iter().zip(answers) {
+            match answer {
+                Ok(r) => bodies.push((page, r.body)),
+                Err(reason) => fail(&mut targets[work[page.conversation].0], reason),
+            }
+        }
+        let mut parsed = Vec::with_capacity(bodies.len());
+        for (page, body) in &bodies {
+            match agent::parse_event_page(body) {
+                Ok(events) => parsed.push((*page, events)),
+                Err(reason) => fail(&mut targets[work[page.conversation].0], reason),
+            }
+        }
+        let plans = parsed
+            .iter()
+            .map(|(page, events)| {
+                self.plan_events(
+                    &work[page.conversation].1.key(),
+                    None,
+                    &events.items,
+                    callbacks,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let replan = |n: usize| {
+            let (page, events) = &parsed[n];
+            self.plan_events(
+                &work[page.conversation].1.key(),
+                None,
+                &events.items,
+                callbacks,
+            )
+        };
+        let outcomes = self.commit_plans(plans, &replan)?;
+        for ((page, events), outcome) in parsed.iter().zip(outcomes) {
+            summary.new_events += outcome.new_events;
+            if outcome.changed {
+                changed.insert(work[page.conversation].1.id.clone());
+            }
+            if let Some(next) = &events.next_page_id {
+                if page.number < MAX_PAGES {
+                    queue.push_back(Page {
+                        conversation: page.conversation,
+                        page_id: Some(next.clone()),
+                        number: page.number + 1,
+                    });
                 }
             }
-            pending = next;
         }
         Ok(())
+    }
+
+    /// Put a batch on the wire (or, if the host refuses to open another, send it
+    /// now and keep the answers).
+    fn start_requests(&self, requests: Vec<Request>, summary: &mut CycleSummary) -> Pending {
+        summary.requests += requests.len() as u32;
+        match self.http.start_batch(requests.clone()) {
+            Ok(batch) => Pending::OnTheWire(batch),
+            Err(_) => Pending::Answered(self.http.send_batch(requests)),
+        }
+    }
+
+    fn finish_requests(&self, pending: Pending) -> Vec<std::result::Result<Response, String>> {
+        let answers = match pending {
+            Pending::Answered(answers) => answers,
+            Pending::OnTheWire(batch) => match self.http.finish_batch(batch) {
+                Ok(answers) => answers,
+                Err(e) => vec![Err(e)],
+            },
+        };
+        answers.into_iter().map(usable).collect()
     }
 
     /// Send requests in one batch; each answer is the response, or why it is unusable.
@@ -321,6 +398,34 @@ impl Service<'_> {
                 Err(e) => Err(format!("the agent server {e}")),
             })
             .collect()
+    }
+}
+
+/// One page of one conversation's events to fetch.
+struct Page {
+    /// Index into the cycle's conversations.
+    conversation: usize,
+    page_id: Option<String>,
+    /// 1 for the first page.
+    number: usize,
+}
+
+/// A batch of requests, on the wire or already answered.
+enum Pending {
+    OnTheWire(crate::ports::BatchId),
+    Answered(Vec<std::result::Result<Response, crate::ports::HttpError>>),
+}
+
+/// The response, or why it is unusable.
+fn usable(
+    answer: std::result::Result<Response, crate::ports::HttpError>,
+) -> std::result::Result<Response, String> {
+    match answer {
+        Ok(response) => match agent::failure(&response) {
+            None => Ok(response),
+            Some(reason) => Err(reason),
+        },
+        Err(e) => Err(format!("the agent server {e}")),
     }
 }
 

@@ -20,7 +20,7 @@ pub use store::MemStore;
 use std::cell::{Cell, RefCell};
 
 use crate::model::{RuntimeClass, SandboxSpec, Settings};
-use crate::ports::{Http, HttpError, Request, Response};
+use crate::ports::{BatchId, Http, HttpError, Request, Response};
 use crate::service::Service;
 
 pub const RUNTIME_URL: &str = "http://runtime.test";
@@ -62,6 +62,7 @@ pub struct World {
     pub hooks: RefCell<Vec<Request>>,
     /// The status receivers answer.
     pub hook_status: Cell<u16>,
+    open_batches: RefCell<std::collections::BTreeMap<BatchId, Vec<Result<Response, HttpError>>>>,
     pub env: FakeEnv,
     pub settings: Settings,
 }
@@ -86,6 +87,22 @@ impl Http for World {
     fn send_batch(&self, requests: Vec<Request>) -> Vec<Result<Response, HttpError>> {
         requests.into_iter().map(|r| self.send(r)).collect()
     }
+
+    /// Answers at once; kept until finished, as the host keeps a batch's task.
+    fn start_batch(&self, requests: Vec<Request>) -> Result<BatchId, HttpError> {
+        let answers = self.send_batch(requests);
+        let mut open = self.open_batches.borrow_mut();
+        let id = open.keys().next_back().map_or(0, |k| k + 1);
+        open.insert(id, answers);
+        Ok(id)
+    }
+
+    fn finish_batch(&self, batch: BatchId) -> Result<Vec<Result<Response, HttpError>>, HttpError> {
+        self.open_batches
+            .borrow_mut()
+            .remove(&batch)
+            .ok_or_else(|| HttpError::InvalidRequest(format!("no open batch {batch}")))
+    }
 }
 
 impl World {
@@ -96,6 +113,7 @@ impl World {
             agents: FakeAgents::default(),
             hooks: RefCell::new(Vec::new()),
             hook_status: Cell::new(200),
+            open_batches: RefCell::new(std::collections::BTreeMap::new()),
             env: FakeEnv::default(),
             settings: settings(),
         }

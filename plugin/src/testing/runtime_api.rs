@@ -273,4 +273,19 @@ impl Http for FakeRuntimeApi {
     fn send_batch(&self, requests: Vec<Request>) -> Vec<Result<Response, HttpError>> {
         requests.into_iter().map(|r| self.send(r)).collect()
     }
+
+    fn start_batch(&self, _: Vec<Request>) -> Result<crate::ports::BatchId, HttpError> {
+        Err(HttpError::Denied(
+            "the fake runtime API takes no batches".into(),
+        ))
+    }
+
+    fn finish_batch(
+        &self,
+        _: crate::ports::BatchId,
+    ) -> Result<Vec<Result<Response, HttpError>>, HttpError> {
+        Err(HttpError::Denied(
+            "the fake runtime API takes no batches".into(),
+        ))
+    }
 }
