@@ -67,10 +67,10 @@ impl Service<'_> {
             Some(sandbox) => {
                 // All conversations of a sandbox belong to its owner: another
                 // user's sandbox lists nothing, without reading any of them.
-                if let Some(bytes) = self.store.get(schema::SANDBOXES, sandbox.as_bytes())? {
-                    if !schema::SandboxRecord::decode(&bytes)?.visible_to(self.caller()) {
-                        return Ok(JsonPage::default());
-                    }
+                if let Some(bytes) = self.store.get(schema::SANDBOXES, sandbox.as_bytes())?
+                    && !schema::SandboxRecord::decode(&bytes)?.visible_to(self.caller())
+                {
+                    return Ok(JsonPage::default());
                 }
                 (conv::BY_SANDBOX, conv::sandbox_prefix(sandbox))
             }
@@ -202,10 +202,10 @@ impl Service<'_> {
             };
             let full = rows.len() == SCAN_BATCH as usize;
             for (k, raw) in rows {
-                if let Some(kind) = q.kind.as_deref() {
-                    if !kind_matches(&raw, kind) {
-                        continue;
-                    }
+                if let Some(kind) = q.kind.as_deref()
+                    && !kind_matches(&raw, kind)
+                {
+                    continue;
                 }
                 if items.len() == limit {
                     next_page_id =

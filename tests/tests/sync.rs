@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use sandboxd_tests::client::Api;
-use sandboxd_tests::fake_agent::FakeAgentServer;
+use sandboxd_tests::fake_agent::{FakeAgentServer, Fault};
 use sandboxd_tests::fake_runtime::{FakeRuntime, FakeRuntimeOptions};
 use sandboxd_tests::receiver::Receiver;
 use sandboxd_tests::sandboxd::{Options, Sandboxd};
@@ -168,13 +168,24 @@ async fn polling_syncs_conversations_and_events_exactly_once() {
 #[tokio::test]
 async fn a_failing_agent_server_is_named_and_does_not_stop_the_others() {
     let s = setup();
-    let sd = Sandboxd::start_with(polling(&s));
+    let config = format!(
+        "[runtime]\napi_url = \"{}\"\napi_key = \"{}\"\npolling_interval = 1\n[sync]\nrequest_timeout = 0.5\n",
+        s.rt.url(),
+        s.rt.api_key()
+    );
+    let sd = Sandboxd::start_with(Options::default().config(&config));
     let api = sd.api();
     let (good, _) = sandbox(&s, &api).await;
     let (refusing, _) = sandbox(&s, &api).await;
     let (gone, _) = sandbox(&s, &api).await;
+    let (broken, _) = sandbox(&s, &api).await;
+    let (slow, _) = sandbox(&s, &api).await;
     s.agents.set_key(&refusing, "not-the-key");
     s.agents.remove_agent(&gone);
+    s.agents
+        .inject(Fault::status(500, "boom").agent(&broken).forever());
+    s.agents
+        .inject(Fault::delay(Duration::from_secs(3)).agent(&slow).forever());
     let conv = s.agents.add_conversation(&good, json!({}));
     s.agents.add_event(
         &good,
@@ -182,28 +193,38 @@ async fn a_failing_agent_server_is_named_and_does_not_stop_the_others() {
         event("e1", "2026-11-26T07:00:01", "MessageEvent"),
     );
     let path = format!("/api/v1/conversations/{conv}");
+    let started = Instant::now();
     wait_for(
         "the good sandbox's sync",
         Duration::from_secs(15),
         || async { api.get(&path).await.body["event_count"] == 1 },
     )
     .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "a slow agent server stalled the cycle"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let logs = sd.logs();
-        if logs
-            .lines()
-            .any(|l| l.contains("poll cycle") && l.contains(&refusing) && l.contains(&gone))
-        {
+        let named = |id: &str| {
+            logs.lines()
+                .any(|l| l.contains("poll cycle") && l.contains(id))
+        };
+        if named(&refusing) && named(&gone) && named(&broken) && named(&slow) {
             assert!(
                 logs.contains("refused the session key"),
                 "the reason is named"
+            );
+            assert!(
+                logs.contains("HTTP 500") && logs.contains("timed out"),
+                "the reasons are named"
             );
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "no cycle summary named the failing sandboxes:\n{logs}"
+            "no cycle summary named every failing sandbox:\n{logs}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -40,13 +40,13 @@ impl Service<'_> {
                 })?),
                 None => None,
             };
-        if let Some(kinds) = &event_kinds {
-            if kinds.len() > MAX_KINDS || kinds.iter().any(|k| k.trim().is_empty() || k.len() > 128)
-            {
-                return Err(Error::InvalidInput(format!(
-                    "event_kinds must be at most {MAX_KINDS} non-empty names of up to 128 characters"
-                )));
-            }
+        if let Some(kinds) = &event_kinds
+            && (kinds.len() > MAX_KINDS
+                || kinds.iter().any(|k| k.trim().is_empty() || k.len() > 128))
+        {
+            return Err(Error::InvalidInput(format!(
+                "event_kinds must be at most {MAX_KINDS} non-empty names of up to 128 characters"
+            )));
         }
         let record = CallbackRecord {
             id: base62::encode(u128::from_be_bytes(self.env.random_16())),

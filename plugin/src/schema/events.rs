@@ -75,7 +75,7 @@ mod tests {
 
     #[test]
     fn event_keys_sort_by_time_then_id_and_split_back() {
-        let mut keys = vec![
+        let mut keys = [
             event_key("c", 20, "a"),
             event_key("c", -5, "z"),
             event_key("c", 20, "0"),

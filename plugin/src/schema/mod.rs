@@ -121,7 +121,7 @@ mod tests {
 
     #[test]
     fn time_keys_sort_by_time_and_round_trip() {
-        let mut keys = vec![
+        let mut keys = [
             time_key(5),
             time_key(-7),
             time_key(0),

@@ -208,10 +208,9 @@ impl Service<'_> {
                 // A 404 means the agent server forgot it; what we stored stays.
                 if let Ok(info) = answer.and_then(|r| {
                     serde_json::from_slice::<Value>(&r.body).map_err(|e| e.to_string())
-                }) {
-                    if info.is_object() {
-                        infos.push((t, info));
-                    }
+                }) && info.is_object()
+                {
+                    infos.push((t, info));
                 }
             }
         }
@@ -346,14 +345,14 @@ impl Service<'_> {
             if outcome.changed {
                 changed.insert(work[page.conversation].1.id.clone());
             }
-            if let Some(next) = &events.next_page_id {
-                if page.number < MAX_PAGES {
-                    queue.push_back(Page {
-                        conversation: page.conversation,
-                        page_id: Some(next.clone()),
-                        number: page.number + 1,
-                    });
-                }
+            if let Some(next) = &events.next_page_id
+                && page.number < MAX_PAGES
+            {
+                queue.push_back(Page {
+                    conversation: page.conversation,
+                    page_id: Some(next.clone()),
+                    number: page.number + 1,
+                });
             }
         }
         Ok(())

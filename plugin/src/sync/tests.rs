@@ -618,7 +618,9 @@ fn callbacks_receive_new_events_once_signed_and_retried() {
     let first = ok(w.admin().deliver_due());
     assert_eq!((first.attempted, first.delivered), (2, 0));
     assert!(
-        first.next_due_ms.is_some_and(|ms| ms >= 400 && ms <= 1600),
+        first
+            .next_due_ms
+            .is_some_and(|ms| (400..=1600).contains(&ms)),
         "{first:?}"
     );
     assert_eq!(ok(w.admin().deliver_due()).attempted, 0, "not due yet");

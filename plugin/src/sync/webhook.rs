@@ -65,12 +65,12 @@ impl Service<'_> {
             Error::InvalidInput(format!("'{conversation_id}' is not a conversation id"))
         })?;
         let raws = agent::parse_event_array(body).map_err(Error::InvalidInput)?;
-        if let Some(existing) = self.load_conversation(&key)? {
-            if existing.created_by_user_id != sandbox.created_by_user_id {
-                return Err(Error::Unauthorized(format!(
-                    "conversation '{conversation_id}' belongs to another user's sandbox"
-                )));
-            }
+        if let Some(existing) = self.load_conversation(&key)?
+            && existing.created_by_user_id != sandbox.created_by_user_id
+        {
+            return Err(Error::Unauthorized(format!(
+                "conversation '{conversation_id}' belongs to another user's sandbox"
+            )));
         }
         let callbacks = self.load_callbacks()?;
         let id = conv::dashed(&key);

@@ -33,7 +33,7 @@ fn answer(status: u16, body: Value) -> Response {
     }
 }
 
-fn query_param<'a>(query: &'a str, name: &str) -> Option<String> {
+fn query_param(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=')?;
         (k == name).then(|| v.replace("%3A", ":").replace("%2B", "+"))
