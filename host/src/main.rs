@@ -12,11 +12,12 @@ mod bindings;
 mod config;
 mod egress;
 mod engine;
+mod host_key;
 mod imports;
+mod local_runtime;
 mod plugin;
 mod plugin_cmd;
 mod serve;
-mod signing;
 mod storage;
 mod sync;
 

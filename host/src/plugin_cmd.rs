@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{self, Config, FileConfig};
 use crate::plugin::CONTRACT_VERSION;
-use crate::serve::plugin_host;
+use crate::serve::assemble;
 
 /// A configuration for running a plugin offline: nothing is contacted, and
 /// storage lives in a temporary directory.
@@ -27,9 +27,9 @@ fn offline_config(plugin: Option<PathBuf>, data_dir: &std::path::Path) -> anyhow
 pub async fn check(file: PathBuf) -> anyhow::Result<bool> {
     let dir = tempfile::tempdir()?;
     let config = offline_config(Some(file.clone()), dir.path())?;
-    match plugin_host(&config).await {
-        Ok((_, host)) => {
-            let plugin = host.current();
+    match assemble(&config).await {
+        Ok(parts) => {
+            let plugin = parts.plugin.current();
             let (imports, exports) = plugin.interface();
             println!("{}: ok", file.display());
             println!("  plugin version:   {}", plugin.plugin_version);
@@ -52,7 +52,7 @@ pub async fn check(file: PathBuf) -> anyhow::Result<bool> {
 pub async fn bench(file: Option<PathBuf>, iterations: usize, json: bool) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let config = offline_config(file, dir.path())?;
-    let (_, host) = plugin_host(&config).await?;
+    let host = assemble(&config).await?.plugin;
     let mut samples = Vec::with_capacity(iterations);
     // Warm up the pool's slots and the caches first.
     for i in 0..iterations + iterations / 10 {

@@ -10,18 +10,28 @@ use tokio::net::TcpListener;
 use crate::api::{self, AppState, Authenticator};
 use crate::config::Config;
 use crate::engine::EngineHandle;
+use crate::host_key::HostKey;
 use crate::imports::{HttpImport, Services, plugin_settings};
+use crate::local_runtime::{Endpoint, LocalRuntime};
 use crate::plugin::{CallLimits, EMBEDDED_PLUGIN, PluginHost};
-use crate::signing::CallbackSigner;
 use crate::storage::RedbStore;
 use crate::sync::{Changes, Poller, run_deliveries, run_poller};
 
 /// How long requests in flight may take to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// The engine, the shared services and the plugin of `config` (the embedded
-/// plugin unless `config.plugin.path` names another).
-pub async fn plugin_host(config: &Config) -> anyhow::Result<(EngineHandle, PluginHost)> {
+/// Everything a running sandboxd is made of.
+pub struct Parts {
+    pub engine: EngineHandle,
+    pub plugin: PluginHost,
+    /// The embedded local runtime, when no remote runtime API is configured.
+    pub local: Option<LocalRuntime>,
+    pub host_key: HostKey,
+}
+
+/// The engine, the shared services, the runtime and the plugin of `config` (the
+/// embedded plugin unless `config.plugin.path` names another).
+pub async fn assemble(config: &Config) -> anyhow::Result<Parts> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
@@ -29,17 +39,34 @@ pub async fn plugin_host(config: &Config) -> anyhow::Result<(EngineHandle, Plugi
         )
     })?;
     let store = RedbStore::open(&config.data_dir.join("sandboxd.redb"))?;
-    let signer = CallbackSigner::open(&config.data_dir).with_context(|| {
-        format!(
-            "cannot open the callback signing key in {}",
-            config.data_dir.display()
-        )
-    })?;
+    let host_key = HostKey::open(&config.data_dir)
+        .with_context(|| format!("cannot open the host key in {}", config.data_dir.display()))?;
+    let (local, runtime) = match &config.runtime.api_url {
+        Some(url) => (
+            None,
+            Endpoint {
+                url: url.clone(),
+                api_key: config.runtime.api_key.expose().to_owned(),
+            },
+        ),
+        None => {
+            let (local, endpoint) = LocalRuntime::start(
+                config.local_runtime.clone(),
+                config.specs.clone(),
+                &config.data_dir,
+                store.clone(),
+                host_key.clone(),
+            )
+            .await?;
+            (Some(local), endpoint)
+        }
+    };
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let services = Arc::new(Services {
-        http: HttpImport::new(config, signer).context("cannot set up the HTTP client")?,
+        http: HttpImport::new(config, &runtime, host_key.clone())
+            .context("cannot set up the HTTP client")?,
         store,
-        settings: plugin_settings(config, &now),
+        settings: plugin_settings(config, &runtime.url, &now),
     });
 
     let engine =
@@ -63,11 +90,21 @@ pub async fn plugin_host(config: &Config) -> anyhow::Result<(EngineHandle, Plugi
     )
     .await
     .with_context(|| format!("cannot load the plugin ({source})"))?;
-    Ok((engine, plugin))
+    Ok(Parts {
+        engine,
+        plugin,
+        local,
+        host_key,
+    })
 }
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let (engine, plugin) = plugin_host(&config).await?;
+    let Parts {
+        engine,
+        plugin,
+        local,
+        host_key,
+    } = assemble(&config).await?;
     let current = plugin.current();
     tracing::info!(
         plugin = &*current.plugin_version,
@@ -93,7 +130,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         plugin: plugin.clone(),
         auth: Authenticator::new(&config.auth)?,
         changes: changes.clone(),
-        signer: CallbackSigner::open(&config.data_dir)?,
+        host_key,
         poller: poller.clone(),
     });
     if config.polls() {
@@ -103,12 +140,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!(web_url = ?config.web_url, "not polling agent servers: they call back through webhooks");
     }
     tokio::spawn(run_deliveries(plugin, changes));
-    tracing::info!(%addr, runtime_api = %config.runtime.api_url, auth = ?config.auth.mode, "sandboxd listening");
+    let runtime_api = config
+        .runtime
+        .api_url
+        .as_deref()
+        .unwrap_or("the embedded local runtime");
+    tracing::info!(%addr, %runtime_api, auth = ?config.auth.mode, "sandboxd listening");
     // Tests and scripts read the address (the port may be chosen by the OS) from
     // this one line on standard output.
     println!("sandboxd listening on http://{addr}");
 
     api::serve(listener, state, shutdown_signal(), SHUTDOWN_GRACE).await;
+    if let Some(local) = local {
+        local.shutdown().await;
+    }
     tracing::info!("sandboxd stopped");
     Ok(())
 }

@@ -30,15 +30,18 @@ fn version_and_help_describe_the_binary() {
 }
 
 #[test]
-fn serve_without_a_runtime_explains_what_is_missing() {
+fn a_remote_runtime_without_its_key_is_refused_with_the_reason() {
     let out = sandboxd()
         .arg("serve")
+        .env("SANDBOXD_RUNTIME_API_URL", "https://runtime.example")
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("runtime.api_url (SANDBOXD_RUNTIME_API_URL): a runtime is required"),
+        err.contains(
+            "runtime.api_key (SANDBOXD_RUNTIME_API_KEY): required with a remote runtime API"
+        ),
         "{err}"
     );
 }

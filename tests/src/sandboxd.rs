@@ -228,5 +228,25 @@ impl Sandboxd {
 impl Drop for Sandboxd {
     fn drop(&mut self) {
         self.kill();
+        // Local sandboxes outlive sandboxd by design (to be re-adopted); a test
+        // must not leave them behind.
+        kill_processes_in(&self.data_dir.join("sandboxes"));
+    }
+}
+
+/// SIGKILL every process whose working directory is inside `dir`.
+pub fn kill_processes_in(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(dir)) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
     }
 }

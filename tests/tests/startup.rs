@@ -26,8 +26,11 @@ fn invalid_configuration_names_the_key_and_the_allowed_values() {
     assert!(e.contains("gvisor or sysbox"), "{e}");
     let e = refusal(Options::for_runtime(&rt).env("SANDBOXD_WEB_URL", "not a url"));
     assert!(e.contains("web_url"), "{e}");
-    let e = refusal(Options::default());
-    assert!(e.contains("a runtime is required"), "{e}");
+    let e = refusal(Options::default().env("SANDBOXD_RUNTIME_API_URL", "https://runtime.example"));
+    assert!(
+        e.contains("SANDBOXD_RUNTIME_API_KEY") && e.contains("required"),
+        "{e}"
+    );
     let e = refusal(Options::for_runtime(&rt).env("SANDBOXD_LISTEN", "0.0.0.0:0"));
     assert!(e.contains("without authentication"), "{e}");
     let e = refusal(Options::for_runtime(&rt).config("[runtime]\nresource_factr = 2\n"));

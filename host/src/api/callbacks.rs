@@ -71,7 +71,7 @@ pub async fn create(state: &AppState, caller: &Caller, req: Request<Incoming>) -
             .await
     })
     .await?;
-    let secret = state.signer.secret(&created.id);
+    let secret = state.host_key.secret(&created.id);
     Ok(json::ok(&callback_json(&created, Some(secret))))
 }
 

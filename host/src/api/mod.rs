@@ -40,9 +40,9 @@ use sandboxes::Action;
 
 use crate::bindings::Plugin;
 use crate::bindings::types::Error as PluginError;
+use crate::host_key::HostKey;
 use crate::imports::HostState;
 use crate::plugin::PluginHost;
-use crate::signing::CallbackSigner;
 use crate::sync::{Changes, Poller};
 use body::Body;
 
@@ -53,7 +53,7 @@ pub struct AppState {
     /// Wakes event streams and the delivery worker after webhooks store events.
     pub changes: Arc<Changes>,
     /// Derives the secret shown when an event callback is created.
-    pub signer: CallbackSigner,
+    pub host_key: HostKey,
     /// Runs poll cycles, on schedule or on an admin's request.
     pub poller: Arc<Poller>,
 }

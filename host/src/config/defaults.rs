@@ -25,6 +25,41 @@ pub const SPEC_ID: &str = "ghcr.io/openhands/agent-server:latest-python";
 pub const SPEC_COMMAND: [&str; 3] = ["/usr/local/bin/openhands-agent-server", "--port", "60000"];
 pub const SPEC_WORKING_DIR: &str = "/workspace/project";
 
+/// The spec of the embedded local runtime when none is configured: a tiny HTTP
+/// server from Python's standard library, so a fresh clone runs a sandbox with
+/// nothing but `python3`. It answers `/alive` like an agent server, and checks the
+/// session key on `/api/…` like one.
+pub const LOCAL_SPEC_ID: &str = "local/python-http";
+pub const LOCAL_SPEC_SCRIPT: &str = r#"import http.server, json, os, sys
+KEY = os.environ.get("SESSION_API_KEY", "")
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path.startswith("/api/") and self.headers.get("X-Session-API-Key") != KEY:
+            status, body = 401, {"detail": "Unauthorized"}
+        else:
+            status, body = 200, {"status": "ok", "path": self.path, "sandbox": os.getcwd()}
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"#;
+
+/// A local sandbox still not ready after this long is an error (and killed);
+/// upstream's `start_sandbox_timeout` is the same idea, seen from the app.
+pub const LOCAL_READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long a local sandbox has between SIGTERM and SIGKILL.
+pub const LOCAL_STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// What a local runtime's readiness probe asks for by default: the agent
+/// server's unauthenticated liveness route.
+pub const PROBE_PATH: &str = "/alive";
+
 /// The header a trusted gateway puts the authenticated user id in.
 pub const USER_HEADER: &str = "x-user-id";
 

@@ -25,6 +25,8 @@ pub struct FileConfig {
     pub http: HttpFile,
     #[serde(default)]
     pub sync: SyncFile,
+    #[serde(default)]
+    pub local_runtime: LocalRuntimeFile,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -47,6 +49,21 @@ pub struct SpecFile {
     pub working_dir: Option<String>,
     #[serde(default)]
     pub initial_env: IndexMap<String, String>,
+    /// Local runtime readiness: `http` (GET `probe_path`) or `tcp`.
+    pub probe: Option<String>,
+    pub probe_path: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalRuntimeFile {
+    /// `none` or `bwrap`.
+    pub isolation: Option<String>,
+    pub keep_on_exit: Option<bool>,
+    /// Seconds between SIGTERM and SIGKILL.
+    pub stop_grace: Option<f64>,
+    /// Seconds a sandbox may take to become ready.
+    pub ready_timeout: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

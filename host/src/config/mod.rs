@@ -30,6 +30,35 @@ pub struct Config {
     pub plugin: PluginConfig,
     pub http: HttpConfig,
     pub sync: SyncConfig,
+    pub local_runtime: LocalRuntimeConfig,
+}
+
+/// How the embedded local runtime runs sandboxes (used when `runtime.api_url` is
+/// not set).
+#[derive(Debug, Clone)]
+pub struct LocalRuntimeConfig {
+    pub isolation: Isolation,
+    pub keep_on_exit: bool,
+    pub stop_grace: Duration,
+    pub ready_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// None at all: the command runs as sandboxd's user, sees what it sees.
+    None,
+    /// Bubblewrap: a private /tmp, the sandbox's directory writable, the rest
+    /// read-only.
+    Bwrap,
+}
+
+/// How the local runtime tells that a sandbox is ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// `GET http://127.0.0.1:{port}{path}` answers (any status below 500).
+    Http(String),
+    /// A TCP connection to the port succeeds.
+    Tcp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,8 +96,9 @@ impl Config {
 
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
-    /// Without a trailing slash.
-    pub api_url: String,
+    /// Without a trailing slash; none: the embedded local runtime.
+    pub api_url: Option<String>,
+    /// Empty with the embedded local runtime (it makes its own).
     pub api_key: Secret,
     pub resource_factor: u8,
     pub runtime_class: RuntimeClass,
@@ -90,6 +120,8 @@ pub struct SpecConfig {
     pub command: Option<Vec<String>>,
     pub working_dir: String,
     pub initial_env: Vec<(String, String)>,
+    /// How the local runtime tells it is ready.
+    pub probe: Probe,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,23 +226,19 @@ pub fn validate(raw: FileConfig) -> Result<Config, ConfigError> {
     });
 
     let rt = raw.runtime;
-    let api_url = match rt.api_url.as_deref() {
-        None => {
-            err(format!(
-                "{}: a runtime is required. Set it to the base URL of a remote runtime API \
-                 (and {} to its key)",
-                name("runtime.api_url"),
-                name("runtime.api_key")
-            ));
-            String::new()
-        }
-        Some(u) => parse_base_url(u).unwrap_or_else(|e| {
-            err(format!("{}: {e}", name("runtime.api_url")));
-            String::new()
-        }),
-    };
+    let api_url = rt
+        .api_url
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| {
+            parse_base_url(u).unwrap_or_else(|e| {
+                err(format!("{}: {e}", name("runtime.api_url")));
+                String::new()
+            })
+        });
     let api_key = Secret::new(rt.api_key.unwrap_or_default());
-    if rt.api_url.is_some() && api_key.is_empty() {
+    if api_url.is_some() && api_key.is_empty() {
         err(format!(
             "{}: required with a remote runtime API",
             name("runtime.api_key")
@@ -278,7 +306,8 @@ pub fn validate(raw: FileConfig) -> Result<Config, ConfigError> {
         ),
     };
 
-    let specs = validate_specs(raw.specs, &mut err);
+    let specs = validate_specs(raw.specs, runtime.api_url.is_none(), &mut err);
+    let local_runtime = validate_local_runtime(raw.local_runtime, &mut err);
     let auth = validate_auth(raw.auth, listen, &mut err);
     let plugin = validate_plugin(raw.plugin, &mut err);
     let http = validate_http(raw.http, &mut err);
@@ -295,24 +324,44 @@ pub fn validate(raw: FileConfig) -> Result<Config, ConfigError> {
             plugin,
             http,
             sync,
+            local_runtime,
         })
     } else {
         Err(ConfigError(errors))
     }
 }
 
-fn validate_specs(raw: Vec<file::SpecFile>, err: &mut impl FnMut(String)) -> Vec<SpecConfig> {
+fn validate_specs(
+    raw: Vec<file::SpecFile>,
+    local: bool,
+    err: &mut impl FnMut(String),
+) -> Vec<SpecConfig> {
     if raw.is_empty() {
-        return vec![SpecConfig {
-            id: defaults::SPEC_ID.into(),
-            command: Some(
+        let (id, command) = if local {
+            (
+                defaults::LOCAL_SPEC_ID,
+                vec![
+                    "python3".into(),
+                    "-c".into(),
+                    defaults::LOCAL_SPEC_SCRIPT.into(),
+                    "{port}".into(),
+                ],
+            )
+        } else {
+            (
+                defaults::SPEC_ID,
                 defaults::SPEC_COMMAND
                     .iter()
                     .map(|s| (*s).to_owned())
                     .collect(),
-            ),
+            )
+        };
+        return vec![SpecConfig {
+            id: id.into(),
+            command: Some(command),
             working_dir: defaults::SPEC_WORKING_DIR.into(),
             initial_env: Vec::new(),
+            probe: Probe::Http(defaults::PROBE_PATH.into()),
         }];
     }
     let mut specs: Vec<SpecConfig> = Vec::with_capacity(raw.len());
@@ -322,6 +371,24 @@ fn validate_specs(raw: Vec<file::SpecFile>, err: &mut impl FnMut(String)) -> Vec
         } else if specs.iter().any(|other| other.id == s.id) {
             err(format!("specs[{i}].id: '{}' is configured twice", s.id));
         }
+        let probe = match s.probe.as_deref().map(str::trim) {
+            None | Some("http") => {
+                let path = s.probe_path.unwrap_or_else(|| defaults::PROBE_PATH.into());
+                if !path.starts_with('/') {
+                    err(format!(
+                        "specs[{i}].probe_path: '{path}' must start with '/'"
+                    ));
+                }
+                Probe::Http(path)
+            }
+            Some("tcp") => Probe::Tcp,
+            Some(v) => {
+                err(format!(
+                    "specs[{i}].probe: '{v}' is not allowed; use http or tcp"
+                ));
+                Probe::Tcp
+            }
+        };
         specs.push(SpecConfig {
             id: s.id,
             command: s.command,
@@ -329,9 +396,42 @@ fn validate_specs(raw: Vec<file::SpecFile>, err: &mut impl FnMut(String)) -> Vec
                 .working_dir
                 .unwrap_or_else(|| defaults::SPEC_WORKING_DIR.into()),
             initial_env: s.initial_env.into_iter().collect(),
+            probe,
         });
     }
     specs
+}
+
+fn validate_local_runtime(
+    raw: file::LocalRuntimeFile,
+    err: &mut impl FnMut(String),
+) -> LocalRuntimeConfig {
+    let isolation = match raw.isolation.as_deref().map(str::trim) {
+        None | Some("none") => Isolation::None,
+        Some("bwrap") => Isolation::Bwrap,
+        Some(v) => {
+            err(format!(
+                "local_runtime.isolation: '{v}' is not allowed; use none or bwrap"
+            ));
+            Isolation::None
+        }
+    };
+    LocalRuntimeConfig {
+        isolation,
+        keep_on_exit: raw.keep_on_exit.unwrap_or(false),
+        stop_grace: seconds(
+            "local_runtime.stop_grace",
+            raw.stop_grace,
+            defaults::LOCAL_STOP_GRACE,
+            err,
+        ),
+        ready_timeout: seconds(
+            "local_runtime.ready_timeout",
+            raw.ready_timeout,
+            defaults::LOCAL_READY_TIMEOUT,
+            err,
+        ),
+    }
 }
 
 fn validate_auth(

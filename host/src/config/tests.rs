@@ -31,7 +31,10 @@ fn errors(toml_text: &str, env: &[(&str, &str)]) -> String {
 fn defaults_follow_upstream() {
     let c = load(MINIMAL, &[]).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.listen.to_string(), "127.0.0.1:3000");
-    assert_eq!(c.runtime.api_url, "https://runtime.example");
+    assert_eq!(
+        c.runtime.api_url.as_deref(),
+        Some("https://runtime.example")
+    );
     assert_eq!(c.runtime.resource_factor, 1);
     assert_eq!(c.runtime.runtime_class, RuntimeClass::Gvisor);
     assert_eq!(c.runtime.start_sandbox_timeout_secs, 120);
@@ -113,7 +116,7 @@ fn environment_overrides_the_file() {
     assert_eq!(c.runtime.resource_factor, 4);
     assert_eq!(c.runtime.runtime_class, RuntimeClass::Sysbox);
     assert_eq!(c.runtime.max_num_sandboxes, 2);
-    assert_eq!(c.runtime.api_url, "http://127.0.0.1:9999");
+    assert_eq!(c.runtime.api_url.as_deref(), Some("http://127.0.0.1:9999"));
     assert_eq!(c.web_url.as_deref(), Some("https://me.example"));
     assert_eq!(c.runtime.start_sandbox_timeout_secs, 30);
     assert_eq!(c.runtime.polling_interval_secs, 2);
@@ -167,15 +170,28 @@ fn all_problems_are_reported_at_once() {
 }
 
 #[test]
-fn a_runtime_is_required() {
-    let e = errors("", &[]);
-    assert!(
-        e.contains("runtime.api_url (SANDBOXD_RUNTIME_API_URL): a runtime is required"),
-        "{e}"
+fn without_a_runtime_api_the_embedded_local_runtime_is_used() {
+    let c = load("", &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.runtime.api_url, None);
+    assert_eq!(
+        c.specs[0].id, "local/python-http",
+        "a default spec that needs only python3"
     );
+    assert_eq!(c.local_runtime.isolation, Isolation::None);
+    assert!(!c.local_runtime.keep_on_exit);
     let e = errors("[runtime]\napi_url = \"http://rt.example\"\n", &[]);
     assert!(
         e.contains("runtime.api_key (SANDBOXD_RUNTIME_API_KEY): required"),
+        "{e}"
+    );
+    let e = errors("[local_runtime]\nisolation = \"chroot\"\n", &[]);
+    assert!(
+        e.contains("local_runtime.isolation") && e.contains("none or bwrap"),
+        "{e}"
+    );
+    let e = errors("[[specs]]\nid = \"x\"\nprobe = \"udp\"\n", &[]);
+    assert!(
+        e.contains("specs[0].probe") && e.contains("http or tcp"),
         "{e}"
     );
 }

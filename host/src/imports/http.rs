@@ -17,7 +17,8 @@ use super::HostState;
 use crate::bindings::http::{Credential, Host, HttpError, Method, Request, Response};
 use crate::config::{Config, Secret};
 use crate::egress::{self, EgressPolicy};
-use crate::signing::CallbackSigner;
+use crate::host_key::HostKey;
+use crate::local_runtime::Endpoint;
 
 /// Most requests one `send-batch` accepts.
 const MAX_BATCH: usize = 10_000;
@@ -31,14 +32,18 @@ struct Inner {
     runtime_base: String,
     runtime_key: Secret,
     policy: EgressPolicy,
-    signer: CallbackSigner,
+    host_key: HostKey,
     timeout: Duration,
     max_response_bytes: usize,
     batch_concurrency: usize,
 }
 
 impl HttpImport {
-    pub fn new(config: &Config, signer: CallbackSigner) -> anyhow::Result<HttpImport> {
+    pub fn new(
+        config: &Config,
+        runtime: &Endpoint,
+        host_key: HostKey,
+    ) -> anyhow::Result<HttpImport> {
         let policy = EgressPolicy;
         let client = reqwest::Client::builder()
             .connect_timeout(config.http.connect_timeout)
@@ -51,13 +56,13 @@ impl HttpImport {
             .dns_resolver(Arc::new(policy.resolver()))
             .user_agent(concat!("sandboxd/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        let runtime_base = url::Url::parse(&format!("{}/", config.runtime.api_url))?.to_string();
+        let runtime_base = url::Url::parse(&format!("{}/", runtime.url))?.to_string();
         Ok(HttpImport(Arc::new(Inner {
             client,
             runtime_base,
-            runtime_key: config.runtime.api_key.clone(),
+            runtime_key: Secret::new(runtime.api_key.clone()),
             policy,
-            signer,
+            host_key,
             timeout: config.http.timeout,
             max_response_bytes: config.http.max_response_bytes,
             batch_concurrency: config.sync.concurrency,
@@ -112,7 +117,8 @@ impl HttpImport {
             }
             Credential::CallbackSignature(id) => {
                 let body = request.body.as_deref().unwrap_or_default();
-                builder = builder.header("x-sandboxd-signature", inner.signer.signature(id, body));
+                builder =
+                    builder.header("x-sandboxd-signature", inner.host_key.signature(id, body));
             }
         }
         if let Some(body) = request.body {

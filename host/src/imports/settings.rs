@@ -15,9 +15,9 @@ use crate::config::{Config as HostConfig, RuntimeClass};
 
 /// The plugin's view of the configuration. Specs are stamped with `created_at`
 /// (the moment the service loaded them: they have no other birth date).
-pub fn plugin_settings(config: &HostConfig, created_at: &str) -> Config {
+pub fn plugin_settings(config: &HostConfig, runtime_api_url: &str, created_at: &str) -> Config {
     Config {
-        runtime_api_url: config.runtime.api_url.clone(),
+        runtime_api_url: runtime_api_url.to_owned(),
         web_url: config.web_url.clone(),
         resource_factor: config.runtime.resource_factor,
         runtime_class: match config.runtime.runtime_class {

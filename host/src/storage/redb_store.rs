@@ -11,8 +11,8 @@
 //!   commits before it in the batch, and a commit whose check fails writes
 //!   nothing. A commit is answered only after the transaction holding it is
 //!   durable.
-//! - Plugin tables live under the `plugin.` prefix; the host's own tables use
-//!   other prefixes and are unreachable from the plugin.
+//! - Plugin tables live under the `plugin.` prefix, the host's own (such as the
+//!   local runtime's records) under `host.`; the plugin cannot name the latter.
 
 use std::collections::HashMap;
 use std::ops::Bound as StdBound;
@@ -34,7 +34,28 @@ const MAX_BATCH: usize = 512;
 /// A key or value read from a table.
 type Guard<'a> = redb::AccessGuard<'a, &'static [u8]>;
 
-type Job = (Vec<Op>, oneshot::Sender<Result<(), StorageError>>);
+type Job = (
+    Namespace,
+    Vec<Op>,
+    oneshot::Sender<Result<(), StorageError>>,
+);
+
+/// Whose tables: the plugin's (reachable through the WIT import) or the host's
+/// own (never reachable from the plugin).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Namespace {
+    Plugin,
+    Host,
+}
+
+impl Namespace {
+    fn table(self, name: &str) -> String {
+        match self {
+            Namespace::Plugin => format!("plugin.{name}"),
+            Namespace::Host => format!("host.{name}"),
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct RedbStore {
@@ -56,7 +77,7 @@ pub enum OpenError {
 }
 
 fn plugin_table(name: &str) -> String {
-    format!("plugin.{name}")
+    Namespace::Plugin.table(name)
 }
 
 fn backend(e: impl std::fmt::Display) -> StorageError {
@@ -166,7 +187,7 @@ impl RedbStore {
         check_ops(&ops)?;
         let (tx, rx) = oneshot::channel();
         self.writer
-            .send((ops, tx))
+            .send((Namespace::Plugin, ops, tx))
             .map_err(|_| StorageError::Backend("the storage writer has stopped".into()))?;
         rx.await.unwrap_or_else(|_| {
             Err(StorageError::Backend(
@@ -184,6 +205,45 @@ fn std_bound(b: &Bound) -> StdBound<&[u8]> {
     }
 }
 
+impl RedbStore {
+    /// Every entry of one of the host's own tables.
+    pub fn host_scan(&self, table: &str) -> Result<Vec<Entry>, StorageError> {
+        check_table(table)?;
+        let txn = self.db.begin_read().map_err(backend)?;
+        let name = Namespace::Host.table(table);
+        let table = match txn.open_table(TableDefinition::<&[u8], &[u8]>::new(&name)) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(backend(e)),
+        };
+        table
+            .iter()
+            .map_err(backend)?
+            .map(|item| {
+                item.map(|(k, v)| Entry {
+                    key: k.value().to_vec(),
+                    value: v.value().to_vec(),
+                })
+                .map_err(backend)
+            })
+            .collect()
+    }
+
+    /// [`RedbStore::commit`] on the host's own tables.
+    pub async fn host_commit(&self, ops: Vec<Op>) -> Result<(), StorageError> {
+        check_ops(&ops)?;
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .send((Namespace::Host, ops, tx))
+            .map_err(|_| StorageError::Backend("the storage writer has stopped".into()))?;
+        rx.await.unwrap_or_else(|_| {
+            Err(StorageError::Backend(
+                "the storage writer has stopped".into(),
+            ))
+        })
+    }
+}
+
 /// Take every commit waiting, apply them in one transaction, answer each.
 fn writer_loop(db: &Database, rx: &std_mpsc::Receiver<Job>) {
     while let Ok(first) = rx.recv() {
@@ -195,7 +255,7 @@ fn writer_loop(db: &Database, rx: &std_mpsc::Receiver<Job>) {
             }
         }
         let results = apply_batch(db, &jobs);
-        for ((_, reply), result) in jobs.into_iter().zip(results) {
+        for ((_, _, reply), result) in jobs.into_iter().zip(results) {
             // The caller may have given up (its call timed out); nothing to do.
             let _ = reply.send(result);
         }
@@ -210,7 +270,8 @@ fn apply_batch(db: &Database, jobs: &[Job]) -> Vec<Result<(), StorageError>> {
     let mut results = Vec::with_capacity(jobs.len());
     let applied = (|| -> Result<(), StorageError> {
         let mut tables = Tables::new(&txn);
-        for (ops, _) in jobs {
+        for (ns, ops, _) in jobs {
+            tables.namespace = *ns;
             results.push(apply_one(&mut tables, ops)?);
         }
         Ok(())
@@ -225,6 +286,8 @@ fn apply_batch(db: &Database, jobs: &[Job]) -> Vec<Result<(), StorageError>> {
 /// The write transaction's tables, opened once per batch.
 struct Tables<'txn> {
     txn: &'txn WriteTransaction,
+    /// The namespace of the commit being applied.
+    namespace: Namespace,
     open: HashMap<String, redb::Table<'txn, &'static [u8], &'static [u8]>>,
 }
 
@@ -232,6 +295,7 @@ impl<'txn> Tables<'txn> {
     fn new(txn: &'txn WriteTransaction) -> Self {
         Tables {
             txn,
+            namespace: Namespace::Plugin,
             open: HashMap::new(),
         }
     }
@@ -240,16 +304,16 @@ impl<'txn> Tables<'txn> {
         &mut self,
         table: &str,
     ) -> Result<&mut redb::Table<'txn, &'static [u8], &'static [u8]>, StorageError> {
-        if !self.open.contains_key(table) {
-            let name = plugin_table(table);
+        let name = self.namespace.table(table);
+        if !self.open.contains_key(&name) {
             let t = self
                 .txn
                 .open_table(TableDefinition::<&[u8], &[u8]>::new(&name))
                 .map_err(backend)?;
-            self.open.insert(table.to_owned(), t);
+            self.open.insert(name.clone(), t);
         }
         self.open
-            .get_mut(table)
+            .get_mut(&name)
             .ok_or_else(|| StorageError::Backend("table vanished".into()))
     }
 }

@@ -1,14 +1,16 @@
-//! Event-callback secrets and signatures.
+//! The host's own secret key, and the secrets derived from it.
 //!
-//! A callback's secret is never stored: it is derived from the callback's id with
-//! a signing key that only the host holds (`callback-signing.key` in the data
-//! directory, created on first start, readable by its owner only). So the store,
-//! the plugin and the logs never see a secret, and a restart signs with the same
-//! secrets as before.
+//! Secrets sandboxd hands out are never stored: each is derived, with HMAC, from
+//! a key only the host holds (`host.key` in the data directory, 32 random bytes
+//! created on first start, readable by its owner only) and from what it is for.
+//! So the store, the plugin and the logs never see one, and a restart derives the
+//! same ones again.
 //!
-//! A delivery carries `X-Sandboxd-Signature: sha256=<hex>`, the HMAC-SHA256 of the
-//! exact body keyed by the callback's secret (its UTF-8 bytes): a receiver checks
-//! it with `hmac(secret, body, sha256)`.
+//! - An event callback's secret (shown once, at creation). A delivery carries
+//!   `X-Sandboxd-Signature: sha256=<hex>`, the HMAC-SHA256 of the exact body keyed
+//!   by that secret (its UTF-8 bytes): a receiver checks it with
+//!   `hmac(secret, body, sha256)`.
+//! - The session API key of a sandbox of the embedded local runtime.
 
 use std::io::Write;
 use std::path::Path;
@@ -18,16 +20,16 @@ use sha2::Sha256;
 
 type HmacSha256 = Hmac<Sha256>;
 
-const KEY_FILE: &str = "callback-signing.key";
+const KEY_FILE: &str = "host.key";
 
 #[derive(Clone)]
-pub struct CallbackSigner {
+pub struct HostKey {
     key: [u8; 32],
 }
 
-impl std::fmt::Debug for CallbackSigner {
+impl std::fmt::Debug for HostKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CallbackSigner(<redacted>)")
+        f.write_str("HostKey(<redacted>)")
     }
 }
 
@@ -43,15 +45,15 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-impl CallbackSigner {
-    /// The signer of `data_dir`, creating its key on first use.
-    pub fn open(data_dir: &Path) -> std::io::Result<CallbackSigner> {
+impl HostKey {
+    /// The key of `data_dir`, created on first use.
+    pub fn open(data_dir: &Path) -> std::io::Result<HostKey> {
         let path = data_dir.join(KEY_FILE);
         match std::fs::read(&path) {
             Ok(bytes) if bytes.len() == 32 => {
                 let mut key = [0u8; 32];
                 key.copy_from_slice(&bytes);
-                return Ok(CallbackSigner { key });
+                return Ok(HostKey { key });
             }
             Ok(_) => {
                 return Err(std::io::Error::other(format!(
@@ -71,7 +73,7 @@ impl CallbackSigner {
         let mut file = options.open(&path)?;
         file.write_all(&key)?;
         file.sync_all()?;
-        Ok(CallbackSigner { key })
+        Ok(HostKey { key })
     }
 
     /// The secret of callback `id`, as shown once at its creation.
@@ -79,6 +81,14 @@ impl CallbackSigner {
         hex(&hmac(
             &self.key,
             format!("sandboxd callback secret:{callback_id}").as_bytes(),
+        ))
+    }
+
+    /// The session API key of the local runtime's sandbox `runtime_id`.
+    pub fn session_key(&self, runtime_id: &str) -> String {
+        hex(&hmac(
+            &self.key,
+            format!("sandboxd local session key:{runtime_id}").as_bytes(),
         ))
     }
 
@@ -98,12 +108,12 @@ mod tests {
     #[test]
     fn secrets_are_stable_per_data_dir_and_distinct_per_callback() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let a = CallbackSigner::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
-        let b = CallbackSigner::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let a = HostKey::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let b = HostKey::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(a.secret("cb1"), b.secret("cb1"));
         assert_ne!(a.secret("cb1"), a.secret("cb2"));
         let other = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let c = CallbackSigner::open(other.path()).unwrap_or_else(|e| panic!("{e}"));
+        let c = HostKey::open(other.path()).unwrap_or_else(|e| panic!("{e}"));
         assert_ne!(a.secret("cb1"), c.secret("cb1"));
         assert!(!format!("{a:?}").contains(&a.secret("cb1")));
     }
@@ -111,7 +121,7 @@ mod tests {
     #[test]
     fn signatures_are_hmac_sha256_of_the_body_keyed_by_the_secret() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let s = CallbackSigner::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let s = HostKey::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         let body = br#"{"id":"e1"}"#;
         let expected = format!("sha256={}", hex(&hmac(s.secret("cb").as_bytes(), body)));
         assert_eq!(s.signature("cb", body), expected);
@@ -123,7 +133,7 @@ mod tests {
     fn the_key_file_is_private() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        CallbackSigner::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        HostKey::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         let mode = std::fs::metadata(dir.path().join(KEY_FILE))
             .map(|m| m.permissions().mode())
             .unwrap_or(0);
