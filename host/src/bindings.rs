@@ -2,17 +2,19 @@
 //!
 //! Imports that wait on I/O (`http.send`, `http.send-batch`, `storage.commit`)
 //! are async on the host; to the plugin every import is an ordinary blocking
-//! call. Exports are called with `call_async`, so a plugin waiting on the network
+//! call. Imports that spend the call's budget (requests, storage writes) are
+//! trappable: past the budget they stop the call instead of answering. Exports are called with `call_async`, so a plugin waiting on the network
 //! suspends its fiber instead of a thread.
 
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "plugin",
     imports: {
-        "sandboxd:plugin/http.send": async,
-        "sandboxd:plugin/http.send-batch": async,
+        "sandboxd:plugin/http.send": async | trappable,
+        "sandboxd:plugin/http.send-batch": async | trappable,
+        "sandboxd:plugin/http.start-batch": trappable,
         "sandboxd:plugin/http.finish-batch": async,
-        "sandboxd:plugin/storage.commit": async,
+        "sandboxd:plugin/storage.commit": async | trappable,
     },
     exports: {
         default: async,

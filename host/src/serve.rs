@@ -9,11 +9,13 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, AppState, Authenticator};
 use crate::config::Config;
+use crate::config::defaults;
+use crate::egress::EgressPolicy;
 use crate::engine::EngineHandle;
 use crate::host_key::HostKey;
-use crate::imports::{HttpImport, Services, plugin_settings};
+use crate::imports::{Budget, HttpImport, Services, plugin_settings};
 use crate::local_runtime::{Endpoint, LocalRuntime};
-use crate::plugin::{CallLimits, EMBEDDED_PLUGIN, PluginHost};
+use crate::plugin::{CallLimits, EMBEDDED_PLUGIN, HostOptions, PluginHost};
 use crate::storage::RedbStore;
 use crate::sync::{Changes, Poller, run_deliveries, run_poller};
 
@@ -27,6 +29,7 @@ pub struct Parts {
     /// The embedded local runtime, when no remote runtime API is configured.
     pub local: Option<LocalRuntime>,
     pub host_key: HostKey,
+    pub egress: Arc<EgressPolicy>,
 }
 
 /// The engine, the shared services, the runtime and the plugin of `config` (the
@@ -62,8 +65,16 @@ pub async fn assemble(config: &Config) -> anyhow::Result<Parts> {
         }
     };
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let egress = Arc::new(
+        EgressPolicy::new(
+            config.plugin.allowed_hosts.clone(),
+            &runtime.url,
+            store.clone(),
+        )
+        .context("cannot set up the egress policy")?,
+    );
     let services = Arc::new(Services {
-        http: HttpImport::new(config, &runtime, host_key.clone())
+        http: HttpImport::new(config, &runtime, host_key.clone(), egress.clone())
             .context("cannot set up the HTTP client")?,
         store,
         settings: plugin_settings(config, &runtime.url, &now),
@@ -75,17 +86,11 @@ pub async fn assemble(config: &Config) -> anyhow::Result<Parts> {
         Some(path) => (read_plugin(path)?, path.display().to_string()),
         None => (EMBEDDED_PLUGIN.to_vec(), "embedded".to_owned()),
     };
-    let limits = CallLimits {
-        timeout: config.plugin.call_timeout,
-        memory_bytes: config.plugin.memory_limit_bytes,
-    };
-    let max_instances = config.plugin.max_instances;
     let plugin = PluginHost::new(
         engine.clone(),
         services,
-        limits,
-        max_instances,
-        &wasm,
+        host_options(config),
+        wasm,
         &source,
     )
     .await
@@ -95,7 +100,36 @@ pub async fn assemble(config: &Config) -> anyhow::Result<Parts> {
         plugin,
         local,
         host_key,
+        egress,
     })
+}
+
+/// The plugin's limits and where it comes from, per `[plugin]`.
+fn host_options(config: &Config) -> HostOptions {
+    let p = &config.plugin;
+    HostOptions {
+        api: CallLimits {
+            timeout: p.call_timeout,
+            budget: Budget {
+                memory_bytes: p.memory_limit_bytes,
+                http_requests: p.call_http_requests,
+                write_bytes: p.call_write_bytes,
+                log_lines: defaults::CALL_LOG_LINES,
+            },
+        },
+        background: CallLimits {
+            timeout: p.poll_timeout,
+            budget: Budget {
+                memory_bytes: p.memory_limit_bytes,
+                http_requests: p.poll_http_requests,
+                write_bytes: p.poll_write_bytes,
+                log_lines: defaults::POLL_LOG_LINES,
+            },
+        },
+        max_instances: p.max_instances,
+        cache_dir: config.data_dir.join("plugin-cache"),
+        file: p.path.clone(),
+    }
 }
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -104,6 +138,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         plugin,
         local,
         host_key,
+        egress,
     } = assemble(&config).await?;
     let current = plugin.current();
     tracing::info!(
@@ -112,6 +147,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         sha256 = %current.sha256,
         source = %current.source,
         allocator = ?engine.allocator,
+        from_cache = current.from_cache,
+        compile_ms = format!("{:.1}", current.compile_millis),
         "plugin loaded"
     );
 
@@ -120,18 +157,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let plugin = Arc::new(plugin);
+    crate::plugin::reload_on_sighup(plugin.clone()).context("cannot handle SIGHUP")?;
+    // Kept alive until the server stops.
+    let _watcher = match (&config.plugin.path, config.plugin.watch) {
+        (Some(path), true) => Some(
+            crate::plugin::watch(plugin.clone(), path)
+                .with_context(|| format!("cannot watch the plugin file {}", path.display()))?,
+        ),
+        _ => None,
+    };
     let changes = Arc::new(Changes::default());
-    let poller = Arc::new(Poller::new(
-        plugin.clone(),
-        config.plugin.poll_timeout,
-        changes.clone(),
-    ));
+    let poller = Arc::new(Poller::new(plugin.clone(), changes.clone()));
     let state = Arc::new(AppState {
         plugin: plugin.clone(),
         auth: Authenticator::new(&config.auth)?,
         changes: changes.clone(),
         host_key,
         poller: poller.clone(),
+        egress,
+        watching: _watcher.is_some(),
     });
     if config.polls() {
         let interval = Duration::from_secs(u64::from(config.runtime.polling_interval_secs));

@@ -9,6 +9,9 @@ wit_bindgen::generate!({
     world: "plugin",
 });
 
+#[cfg(feature = "faults")]
+mod faults;
+
 use exports::sandboxd::plugin::{callbacks, conversations, info, sandboxes, specs, sync};
 use sandboxd::plugin::{http, log, settings, storage, types, user_context};
 
@@ -52,6 +55,10 @@ impl sandboxes::Guest for Component {
     }
 
     fn get(id: String) -> Result<types::SandboxInfo, types::Error> {
+        #[cfg(feature = "faults")]
+        if let Some(outcome) = faults::on_get(&id) {
+            return outcome;
+        }
         with_service(|s| s.get(&id)).map(to_info)
     }
 
@@ -105,6 +112,8 @@ impl specs::Guest for Component {
 
 impl sync::Guest for Component {
     fn poll() -> Result<sync::CycleSummary, types::Error> {
+        #[cfg(feature = "faults")]
+        faults::before_background_call();
         with_service(|s| s.poll()).map(|c| sync::CycleSummary {
             sandboxes: c.sandboxes,
             conversations: c.conversations,
@@ -217,6 +226,8 @@ impl callbacks::Guest for Component {
     }
 
     fn deliver_due() -> Result<callbacks::DeliverySummary, types::Error> {
+        #[cfg(feature = "faults")]
+        faults::before_background_call();
         with_service(|s| s.deliver_due()).map(|d| callbacks::DeliverySummary {
             attempted: d.attempted,
             delivered: d.delivered,

@@ -59,17 +59,24 @@ impl Api {
     }
 
     pub async fn request(&self, method: Method, path: &str) -> Reply {
+        self.try_request(method, path)
+            .await
+            .unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// A request whose transport failure is an error rather than a panic.
+    pub async fn try_request(&self, method: Method, path: &str) -> Result<Reply, reqwest::Error> {
         let mut req = self.client.request(method, format!("{}{path}", self.base));
         for (k, v) in &self.headers {
             req = req.header(k, v);
         }
-        let resp = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        let resp = req.send().await?;
         let status = resp.status();
-        let bytes = resp.bytes().await.unwrap_or_default();
-        Reply {
+        let bytes = resp.bytes().await?;
+        Ok(Reply {
             status,
             body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        }
+        })
     }
 
     /// The raw body of a GET, for checks on the exact text.

@@ -9,5 +9,7 @@ pub mod fake_agent;
 pub mod fake_llm;
 pub mod fake_runtime;
 pub mod load;
+pub mod plugins;
 pub mod receiver;
 pub mod sandboxd;
+pub mod swap;

@@ -204,6 +204,18 @@ impl Sandboxd {
         std::fs::read_to_string(self.dir.path().join("sandboxd.log")).unwrap_or_default()
     }
 
+    /// Send a signal by name (`HUP`, `TERM`, …).
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "kill -{name} {pid} failed"
+        );
+    }
+
     /// SIGKILL: no chance to clean up, as in a crash.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -60,6 +60,15 @@ pub async fn create(state: &AppState, caller: &Caller, req: Request<Incoming>) -
             "expected a JSON object {{\"url\": string, \"conversation_id\"?: string, \"event_kinds\"?: [string]}}: {e}"
         ))
     })?;
+    // The host, not the plugin, decides which destinations a callback may open
+    // up; a URL that does not parse is left to the plugin to explain.
+    let destination = url::Url::parse(&body.url).ok();
+    if let Some(url) = &destination {
+        state
+            .egress
+            .check_callback(url)
+            .map_err(|e| ApiError::bad_request(format!("url: {e}")))?;
+    }
     let created = call(state, caller, move |p, mut store| async move {
         p.sandboxd_plugin_callbacks()
             .call_create(
@@ -71,6 +80,13 @@ pub async fn create(state: &AppState, caller: &Caller, req: Request<Incoming>) -
             .await
     })
     .await?;
+    if let Some(url) = &destination {
+        state
+            .egress
+            .add_callback(&created.id, url)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+    }
     let secret = state.host_key.secret(&created.id);
     Ok(json::ok(&callback_json(&created, Some(secret))))
 }
@@ -98,12 +114,18 @@ pub async fn get(state: &AppState, caller: &Caller, id: String) -> Answer {
 
 /// `DELETE /event-callbacks/{id}`
 pub async fn delete(state: &AppState, caller: &Caller, id: String) -> Answer {
+    let callback_id = id.clone();
     call(state, caller, move |p, mut store| async move {
         p.sandboxd_plugin_callbacks()
             .call_delete(&mut store, &id)
             .await
     })
     .await?;
+    state
+        .egress
+        .remove_callback(&callback_id)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(json::success())
 }
 

@@ -10,6 +10,7 @@
 //! | plugin `upstream` (runtime API failed)  | 502    |
 //! | plugin `storage`, `internal`, a trap    | 500    |
 //! | plugin call timed out                   | 503    |
+//! | plugin call exceeded a limit (memory, requests, writes) | 503 |
 //! | query parameter of the wrong type/range | 422    |
 //! | too many ids                            | 400    |
 //!
@@ -107,7 +108,7 @@ impl From<PluginError> for ApiError {
 impl From<CallError> for ApiError {
     fn from(e: CallError) -> Self {
         let status = match e {
-            CallError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+            CallError::Timeout(_) | CallError::Limit { .. } => StatusCode::SERVICE_UNAVAILABLE,
             CallError::Trap { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError {

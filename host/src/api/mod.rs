@@ -40,6 +40,7 @@ use sandboxes::Action;
 
 use crate::bindings::Plugin;
 use crate::bindings::types::Error as PluginError;
+use crate::egress::EgressPolicy;
 use crate::host_key::HostKey;
 use crate::imports::HostState;
 use crate::plugin::PluginHost;
@@ -56,6 +57,10 @@ pub struct AppState {
     pub host_key: HostKey,
     /// Runs poll cycles, on schedule or on an admin's request.
     pub poller: Arc<Poller>,
+    /// Learns the origins of the event callbacks users register.
+    pub egress: Arc<EgressPolicy>,
+    /// Whether the plugin file is watched for changes.
+    pub watching: bool,
 }
 
 /// One plugin call for `caller`, with both kinds of failure turned into API
@@ -164,7 +169,9 @@ async fn route(state: Arc<AppState>, req: Request<Incoming>) -> Result<Response<
         }
         return match (rest, &method) {
             (["sync", "poll"], &Method::POST) => admin::poll(&state).await,
-            (["sync", "poll"], _) => Err(method_not_allowed()),
+            (["plugin"], &Method::GET) => Ok(admin::plugin(&state)),
+            (["plugin", "reload"], &Method::POST) => admin::reload(&state).await,
+            (["sync", "poll"] | ["plugin"] | ["plugin", "reload"], _) => Err(method_not_allowed()),
             _ => Err(not_found()),
         };
     }

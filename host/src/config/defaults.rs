@@ -91,3 +91,19 @@ pub const SYNC_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// A poll cycle that takes longer is cut off (the next one starts over from the
 /// stored cursors, so nothing is lost).
 pub const POLL_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Outbound requests one API call may send: an API call asks the runtime a few
+/// times; a thousand means a plugin in a loop.
+pub const CALL_HTTP_REQUESTS: u64 = 1_000;
+/// Outbound requests one poll cycle or delivery run may send: a few per
+/// conversation of every running sandbox, with room for very large fleets.
+pub const POLL_HTTP_REQUESTS: u64 = 1_000_000;
+/// Bytes one API call may write to storage (keys and values of its puts).
+pub const CALL_WRITE_BYTES: u64 = 64 << 20;
+/// Bytes one poll cycle may write: a first sync of a large fleet stores every
+/// event it finds.
+pub const POLL_WRITE_BYTES: u64 = 4 << 30;
+/// Log lines kept from one API call; the rest are dropped and counted.
+pub const CALL_LOG_LINES: u64 = 200;
+/// Log lines kept from one background call.
+pub const POLL_LOG_LINES: u64 = 20_000;

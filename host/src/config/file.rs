@@ -96,6 +96,14 @@ pub struct PluginFile {
     pub max_instances: Option<i64>,
     /// Seconds a poll cycle may take.
     pub poll_timeout: Option<f64>,
+    /// Reload the plugin when its file changes.
+    pub watch: Option<bool>,
+    /// Where the plugin's requests may go (see `crate::egress`).
+    pub allowed_hosts: Option<Vec<String>>,
+    pub call_http_requests: Option<i64>,
+    pub poll_http_requests: Option<i64>,
+    pub call_write_mb: Option<i64>,
+    pub poll_write_mb: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -171,6 +179,10 @@ pub const ENV_VARS: &[EnvVar] = &[
         key: "sync.mode",
     },
     EnvVar {
+        name: "SANDBOXD_PLUGIN_ALLOWED_HOSTS",
+        key: "plugin.allowed_hosts",
+    },
+    EnvVar {
         name: "SANDBOXD_AUTH_MODE",
         key: "auth.mode",
     },
@@ -233,6 +245,16 @@ impl FileConfig {
         }
         if let Some(v) = get("SANDBOXD_SYNC_MODE") {
             self.sync.mode = Some(v);
+        }
+        if let Some(v) = get("SANDBOXD_PLUGIN_ALLOWED_HOSTS") {
+            // Comma-separated; empty entries are dropped so a trailing comma is fine.
+            self.plugin.allowed_hosts = Some(
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            );
         }
         if let Some(v) = get("SANDBOXD_AUTH_MODE") {
             self.auth.mode = Some(v);

@@ -157,6 +157,13 @@ pub struct PluginConfig {
     pub memory_limit_bytes: usize,
     pub max_instances: u32,
     pub poll_timeout: Duration,
+    /// Reload the plugin when its file changes (with `path` only).
+    pub watch: bool,
+    pub allowed_hosts: Vec<crate::egress::Rule>,
+    pub call_http_requests: u64,
+    pub poll_http_requests: u64,
+    pub call_write_bytes: u64,
+    pub poll_write_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -530,6 +537,56 @@ fn validate_plugin(raw: file::PluginFile, err: &mut impl FnMut(String)) -> Plugi
             defaults::MAX_INSTANCES
         }
     };
+    let allowed_hosts = match raw.allowed_hosts {
+        None => crate::egress::DEFAULT_ALLOWED_HOSTS
+            .iter()
+            .filter_map(|r| crate::egress::Rule::parse(r).ok())
+            .collect(),
+        Some(list) => list
+            .iter()
+            .filter_map(|r| {
+                crate::egress::Rule::parse(r)
+                    .map_err(|e| err(format!("{}: {e}", name("plugin.allowed_hosts"))))
+                    .ok()
+            })
+            .collect(),
+    };
+    let mut count = |key: &str, value: Option<i64>, default: u64, unit: u64| -> u64 {
+        match value {
+            None => default,
+            Some(v) if v >= 1 => (v as u64).saturating_mul(unit),
+            Some(v) => {
+                err(format!(
+                    "{key}: {v} is out of range; use a whole number from 1 up"
+                ));
+                default
+            }
+        }
+    };
+    let call_http_requests = count(
+        "plugin.call_http_requests",
+        raw.call_http_requests,
+        defaults::CALL_HTTP_REQUESTS,
+        1,
+    );
+    let poll_http_requests = count(
+        "plugin.poll_http_requests",
+        raw.poll_http_requests,
+        defaults::POLL_HTTP_REQUESTS,
+        1,
+    );
+    let call_write_bytes = count(
+        "plugin.call_write_mb",
+        raw.call_write_mb,
+        defaults::CALL_WRITE_BYTES,
+        1 << 20,
+    );
+    let poll_write_bytes = count(
+        "plugin.poll_write_mb",
+        raw.poll_write_mb,
+        defaults::POLL_WRITE_BYTES,
+        1 << 20,
+    );
     PluginConfig {
         path: raw.path,
         call_timeout,
@@ -541,6 +598,12 @@ fn validate_plugin(raw: file::PluginFile, err: &mut impl FnMut(String)) -> Plugi
             defaults::POLL_TIMEOUT,
             err,
         ),
+        watch: raw.watch.unwrap_or(true),
+        allowed_hosts,
+        call_http_requests,
+        poll_http_requests,
+        call_write_bytes,
+        poll_write_bytes,
     }
 }
 

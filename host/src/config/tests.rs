@@ -283,3 +283,51 @@ fn the_runtime_key_never_appears_in_debug_output() {
     let c = load(MINIMAL, &[]).unwrap_or_else(|e| panic!("{e}"));
     assert!(!format!("{c:?}").contains("rt-key"));
 }
+
+#[test]
+fn the_plugin_egress_and_budgets_are_configurable_and_checked() {
+    let c = load(MINIMAL, &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        c.plugin.allowed_hosts,
+        vec![
+            crate::egress::Rule::Runtime,
+            crate::egress::Rule::Agents,
+            crate::egress::Rule::Callbacks
+        ]
+    );
+    assert_eq!(c.plugin.call_http_requests, 1_000);
+    assert!(c.plugin.watch);
+
+    let text = format!(
+        "{MINIMAL}[plugin]\nallowed_hosts = [\"@runtime\", \"*.agents.corp\"]\ncall_http_requests = 5\ncall_write_mb = 2\nwatch = false\n"
+    );
+    let c = load(&text, &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.plugin.allowed_hosts.len(), 2);
+    assert_eq!(c.plugin.call_http_requests, 5);
+    assert_eq!(c.plugin.call_write_bytes, 2 << 20);
+    assert!(!c.plugin.watch);
+
+    let c = load(
+        MINIMAL,
+        &[(
+            "SANDBOXD_PLUGIN_ALLOWED_HOSTS",
+            "@runtime, api.example:443,",
+        )],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.plugin.allowed_hosts.len(), 2);
+
+    let text = format!(
+        "{MINIMAL}[plugin]\nallowed_hosts = [\"@everyone\", \"a/b\"]\npoll_http_requests = 0\n"
+    );
+    let e = errors(&text, &[]);
+    assert!(
+        e.contains("plugin.allowed_hosts (SANDBOXD_PLUGIN_ALLOWED_HOSTS): '@everyone'"),
+        "{e}"
+    );
+    assert!(e.contains("'a/b' is not a host pattern"), "{e}");
+    assert!(
+        e.contains("plugin.poll_http_requests: 0 is out of range"),
+        "{e}"
+    );
+}

@@ -1,9 +1,11 @@
 //! `http`: outbound requests on one shared reqwest client.
 //!
-//! The host decides what leaves the process: every request passes the egress
-//! policy ([`crate::egress`]), is bounded by a deadline and a response size,
-//! and gets the runtime API key only when it names that credential *and* goes to
-//! the configured runtime API. The plugin never holds the key.
+//! The host decides what leaves the process: every request counts against the
+//! call's budget, passes the egress policy ([`crate::egress`]), is bounded by a
+//! deadline and a response size, and gets the runtime API key only when it
+//! names that credential *and* goes to the configured runtime API. The plugin
+//! never holds the key. Runtime API answers teach the policy where the agent
+//! servers are.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -31,7 +33,7 @@ struct Inner {
     /// The runtime API base, normalised, with a trailing slash.
     runtime_base: String,
     runtime_key: Secret,
-    policy: EgressPolicy,
+    policy: Arc<EgressPolicy>,
     host_key: HostKey,
     timeout: Duration,
     max_response_bytes: usize,
@@ -43,8 +45,8 @@ impl HttpImport {
         config: &Config,
         runtime: &Endpoint,
         host_key: HostKey,
+        policy: Arc<EgressPolicy>,
     ) -> anyhow::Result<HttpImport> {
-        let policy = EgressPolicy;
         let client = reqwest::Client::builder()
             .connect_timeout(config.http.connect_timeout)
             .timeout(config.http.timeout)
@@ -53,7 +55,7 @@ impl HttpImport {
             .tcp_nodelay(true)
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
-            .dns_resolver(Arc::new(policy.resolver()))
+            .dns_resolver(Arc::new(EgressPolicy::resolver()))
             .user_agent(concat!("sandboxd/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let runtime_base = url::Url::parse(&format!("{}/", runtime.url))?.to_string();
@@ -81,7 +83,7 @@ impl HttpImport {
         }
         inner
             .policy
-            .check_url(&url)
+            .check(&url)
             .map_err(|e| HttpError::Denied(e.to_string()))?;
 
         let method = match request.method {
@@ -104,6 +106,7 @@ impl HttpImport {
             })?;
             builder = builder.header(name, value);
         }
+        let to_runtime = matches!(request.credential, Credential::RuntimeApi);
         match &request.credential {
             Credential::None => {}
             Credential::RuntimeApi => {
@@ -138,6 +141,9 @@ impl HttpImport {
                 return Err(HttpError::TooLarge);
             }
             body.extend_from_slice(&chunk);
+        }
+        if to_runtime && (200..300).contains(&status) {
+            inner.policy.learn_from_runtime(&body);
         }
         Ok(Response {
             status,
@@ -242,25 +248,34 @@ impl Host for HostState {
     fn send(
         &mut self,
         request: Request,
-    ) -> impl Future<Output = Result<Response, HttpError>> + Send {
+    ) -> impl Future<Output = wasmtime::Result<Result<Response, HttpError>>> + Send {
+        let within_budget = self.meter.requests(1);
         let http = self.services.http.clone();
-        async move { http.send(request).await }
+        async move {
+            within_budget?;
+            Ok(http.send(request).await)
+        }
     }
 
     fn send_batch(
         &mut self,
         requests: Vec<Request>,
-    ) -> impl Future<Output = Vec<Result<Response, HttpError>>> + Send {
+    ) -> impl Future<Output = wasmtime::Result<Vec<Result<Response, HttpError>>>> + Send {
+        let within_budget = self.meter.requests(requests.len());
         let http = self.services.http.clone();
         let limit = self.batches.limit(&http);
-        async move { http.send_batch(requests, limit).await }
+        async move {
+            within_budget?;
+            Ok(http.send_batch(requests, limit).await)
+        }
     }
 
-    fn start_batch(&mut self, requests: Vec<Request>) -> Result<u32, HttpError> {
+    fn start_batch(&mut self, requests: Vec<Request>) -> wasmtime::Result<Result<u32, HttpError>> {
+        self.meter.requests(requests.len())?;
         if self.batches.open.len() >= MAX_OPEN_BATCHES {
-            return Err(HttpError::Denied(format!(
+            return Ok(Err(HttpError::Denied(format!(
                 "at most {MAX_OPEN_BATCHES} batches may be open at once"
-            )));
+            ))));
         }
         let http = self.services.http.clone();
         let limit = self.batches.limit(&http);
@@ -268,7 +283,7 @@ impl Host for HostState {
         let id = self.batches.next;
         self.batches.next = self.batches.next.wrapping_add(1);
         self.batches.open.insert(id, task);
-        Ok(id)
+        Ok(Ok(id))
     }
 
     fn finish_batch(

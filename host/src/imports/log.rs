@@ -2,7 +2,8 @@
 //! tagged with the plugin's version.
 //!
 //! A plugin's text is untrusted: control characters are replaced (no forged log
-//! lines) and each string is cut at [`MAX_TEXT`].
+//! lines), each string is cut at [`MAX_TEXT`], and a call's lines past its
+//! budget are dropped (see [`super::budget`]).
 
 use super::HostState;
 use crate::bindings::log::{Host, Level};
@@ -23,6 +24,9 @@ fn clean(s: &str) -> String {
 
 impl Host for HostState {
     fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) {
+        if !self.meter.log_line() {
+            return;
+        }
         let message = clean(&message);
         let fields = fields
             .iter()

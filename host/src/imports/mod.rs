@@ -6,6 +6,7 @@
 //! long as the call: nothing a plugin does in one call is visible in the next
 //! except through storage.
 
+mod budget;
 mod http;
 mod log;
 mod settings;
@@ -14,9 +15,9 @@ mod user;
 
 use std::sync::Arc;
 
-use wasmtime::StoreLimits;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
+pub use self::budget::{Budget, LimitExceeded, Meter};
 pub use self::http::HttpImport;
 use self::http::OpenBatches;
 pub use self::settings::plugin_settings;
@@ -33,7 +34,8 @@ pub struct Services {
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub limits: StoreLimits,
+    /// What this call has consumed of its budget; also its memory limiter.
+    pub meter: Meter,
     /// The user this call acts for; none for admins and the host itself.
     user: Option<String>,
     /// The plugin version this call runs, for log lines.
@@ -48,18 +50,27 @@ impl HostState {
         services: Arc<Services>,
         user: Option<String>,
         plugin_version: Arc<str>,
-        limits: StoreLimits,
+        budget: Budget,
     ) -> Self {
         HostState {
             // No arguments, environment, files or sockets: WASI is there for the
             // Rust standard library (clock, randomness, stderr), nothing else.
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
-            limits,
+            meter: Meter::new(budget),
             user,
             plugin_version,
             services,
             batches: OpenBatches::default(),
+        }
+    }
+}
+
+impl Drop for HostState {
+    fn drop(&mut self) {
+        let dropped = self.meter.dropped_log_lines();
+        if dropped > 0 {
+            tracing::warn!(target: "plugin", plugin = &*self.plugin_version, dropped, "the call logged past its budget; lines were dropped");
         }
     }
 }

@@ -22,8 +22,22 @@ impl Host for HostState {
         self.services.store.scan(&request)
     }
 
-    fn commit(&mut self, ops: Vec<Op>) -> impl Future<Output = Result<(), StorageError>> + Send {
+    fn commit(
+        &mut self,
+        ops: Vec<Op>,
+    ) -> impl Future<Output = wasmtime::Result<Result<(), StorageError>>> + Send {
+        let written: u64 = ops
+            .iter()
+            .map(|op| match op {
+                Op::Put(put) => (put.key.len() + put.value.len()) as u64,
+                _ => 0,
+            })
+            .sum();
+        let within_budget = self.meter.writes(written);
         let store = self.services.store.clone();
-        async move { store.commit(ops).await }
+        async move {
+            within_budget?;
+            Ok(store.commit(ops).await)
+        }
     }
 }

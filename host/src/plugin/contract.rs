@@ -1,11 +1,13 @@
 //! Which plugins this host can run, by the contract version they declare.
 //!
-//! The host implements `sandboxd:plugin@`[`CONTRACT_VERSION`]. A plugin built
-//! against another version of the WIT package is accepted when the two are
-//! semver-compatible: the same major version, and for 0.x (where every minor
-//! bump may break) the same minor version. Linking is the second, exact check:
-//! a plugin that imports something the host lacks, or lacks an export the host
-//! calls, fails to link whatever it declares.
+//! The host implements `sandboxd:plugin@`[`CONTRACT_VERSION`]. A component
+//! declares the version it was built against in the names of its imports and
+//! exports (`sandboxd:plugin/http@0.1.0`), and again in `info`. It is accepted
+//! when that version is semver-compatible with the host's: the same major
+//! version, and for 0.x (where every minor bump may break) the same minor
+//! version. Linking is the second, exact check: a plugin that imports something
+//! the host lacks, or lacks an export the host calls, fails to link whatever it
+//! declares.
 
 /// The version of `wit/` this host implements (`package sandboxd:plugin@…`).
 pub const CONTRACT_VERSION: &str = "0.1.0";
@@ -30,6 +32,27 @@ pub fn compatible(host: &str, plugin: &str) -> bool {
     }
 }
 
+/// The prefix of every interface name of the contract.
+const PACKAGE: &str = "sandboxd:plugin/";
+
+/// The contract version a component's import and export names declare.
+pub fn declared_version<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<String, String> {
+    let mut versions: Vec<&str> = names
+        .into_iter()
+        .filter_map(|name| name.strip_prefix(PACKAGE)?.split_once('@').map(|(_, v)| v))
+        .collect();
+    versions.sort_unstable();
+    versions.dedup();
+    match versions.as_slice() {
+        [one] => Ok((*one).to_owned()),
+        [] => Err("it neither imports nor exports any interface of sandboxd:plugin".into()),
+        many => Err(format!(
+            "it mixes versions of sandboxd:plugin ({})",
+            many.join(", ")
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,5 +73,20 @@ mod tests {
         assert!(!compatible("1.2.0", "2.0.0"));
         assert!(!compatible("0.1.0", "zero"));
         assert!(!compatible("0.1.0", "0.1"));
+    }
+
+    #[test]
+    fn the_declared_version_comes_from_the_interface_names() {
+        let names = [
+            "wasi:io/streams@0.2.6",
+            "sandboxd:plugin/http@0.2.0",
+            "sandboxd:plugin/info@0.2.0",
+        ];
+        assert_eq!(declared_version(names), Ok("0.2.0".into()));
+        assert!(declared_version(["wasi:cli/run@0.2.0"]).is_err_and(|e| e.contains("neither")));
+        assert!(
+            declared_version(["sandboxd:plugin/http@0.1.0", "sandboxd:plugin/info@0.2.0"])
+                .is_err_and(|e| e.contains("0.1.0, 0.2.0"))
+        );
     }
 }

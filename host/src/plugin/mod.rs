@@ -1,134 +1,115 @@
-//! Loading the plugin component and calling it.
+//! The plugin: loading it, calling it, swapping it.
 //!
 //! One [`PluginHost`] holds the engine, the linker with every import, and the
 //! current plugin as an `InstancePre` behind an atomic pointer. Each call gets a
-//! fresh `Store` and instance, its own deadline and memory limit; a trap or a
-//! timeout fails that call only.
+//! fresh `Store` and instance, its own deadline and budget; a trap, a timeout or
+//! an exhausted limit fails that call only.
+//!
+//! - [`call`]: one call, its limits and its failures;
+//! - [`load`]: compile, check the contract, link, smoke-test;
+//! - [`cache`]: compiled components on disk;
+//! - [`lifecycle`]: reloading from the plugin file, atomically;
+//! - [`watch`]: the file watcher and SIGHUP.
 //!
 //! Invariants:
-//! - A plugin is installed only after it compiled, linked, answered `info` and
-//!   declared a compatible contract version ([`load`]).
+//! - A plugin becomes current only after it passed every gate of [`load`].
 //! - A call runs entirely on the plugin it started with, even if another is
 //!   installed meanwhile.
-//! - At most `max_instances` calls run at once (the pooling allocator's slots);
-//!   more wait for a slot instead of failing.
+//! - At most `max_instances` calls (smoke tests included) run at once: the
+//!   pooling allocator's slots. More wait for a slot instead of failing.
 
+mod cache;
+mod call;
 mod contract;
 mod embedded;
+mod lifecycle;
+mod load;
+mod watch;
 
 use std::future::Future;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
-use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Store, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime::Store;
+use wasmtime::component::{HasSelf, Linker};
 
-pub use contract::{CONTRACT_VERSION, compatible};
+pub use call::{CallError, CallLimits, error_id};
+pub use contract::CONTRACT_VERSION;
 pub use embedded::EMBEDDED_PLUGIN;
+pub use lifecycle::{History, Refusal, Reload, ReloadError, Trigger};
+pub use load::{LoadError, LoadedPlugin};
+pub use watch::{reload_on_sighup, watch};
 
-use crate::bindings::{Plugin, PluginPre};
+use crate::bindings::Plugin;
 use crate::engine::EngineHandle;
 use crate::imports::{HostState, Services};
+use cache::CompileCache;
 
-/// A plugin ready to serve.
-pub struct LoadedPlugin {
-    pre: PluginPre<HostState>,
-    pub plugin_version: Arc<str>,
-    pub contract_version: String,
-    /// Lower-case hex SHA-256 of the component bytes.
-    pub sha256: String,
-    /// Where it came from: `embedded` or a file path.
-    pub source: String,
-    pub loaded_at: SystemTime,
-}
-
-impl LoadedPlugin {
-    /// The names of the component's imports and exports, for `plugin check`.
-    pub fn interface(&self) -> (Vec<String>, Vec<String>) {
-        let pre = self.pre.instance_pre();
-        let ty = pre.component().component_type();
-        let engine = pre.engine();
-        let imports = ty
-            .imports(engine)
-            .map(|(name, _)| name.to_owned())
-            .collect();
-        let exports = ty
-            .exports(engine)
-            .map(|(name, _)| name.to_owned())
-            .collect();
-        (imports, exports)
-    }
-}
-
-/// Why a component was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("not a valid WebAssembly component: {0}")]
-    Compile(String),
-    #[error("the component does not fit this host's contract {CONTRACT_VERSION}: {0}")]
-    Link(String),
-    #[error("the component failed its first call (info): {0}")]
-    Smoke(String),
-    #[error(
-        "the component was built against contract {plugin}, which this host (contract {host}) cannot run"
-    )]
-    Contract { plugin: String, host: &'static str },
-}
-
-/// Why a call produced no answer.
-#[derive(Debug, thiserror::Error)]
-pub enum CallError {
-    #[error("the plugin did not answer within {0:?}")]
-    Timeout(Duration),
-    /// The plugin trapped (a bug, or an exhausted limit); the id ties the
-    /// caller's error to the log line with the details.
-    #[error("the plugin failed (error id {id})")]
-    Trap { id: String },
-}
-
-/// Raised by the epoch callback when a call passes its deadline.
-#[derive(Debug, thiserror::Error)]
-#[error("the plugin call exceeded its deadline")]
-struct DeadlineExceeded;
-
-/// Per-call limits.
-#[derive(Debug, Clone, Copy)]
-pub struct CallLimits {
-    pub timeout: Duration,
-    pub memory_bytes: usize,
+/// How a [`PluginHost`] runs its plugin.
+pub struct HostOptions {
+    /// Limits of calls made for API requests.
+    pub api: CallLimits,
+    /// Limits of background calls: poll cycles, callback deliveries.
+    pub background: CallLimits,
+    pub max_instances: u32,
+    /// Where compiled components are kept.
+    pub cache_dir: PathBuf,
+    /// The file the plugin is (re)loaded from; none for the embedded one.
+    pub file: Option<PathBuf>,
 }
 
 pub struct PluginHost {
-    engine: EngineHandle,
+    runner: Runner,
+    background: CallLimits,
     current: ArcSwap<LoadedPlugin>,
+    file: Option<PathBuf>,
+    /// Held for the whole of a reload: one at a time.
+    reloading: tokio::sync::Mutex<()>,
+    history: Mutex<History>,
+}
+
+/// What preparing and calling a plugin need, whichever plugin it is.
+struct Runner {
+    engine: EngineHandle,
+    linker: Linker<HostState>,
     services: Arc<Services>,
     slots: Semaphore,
-    limits: CallLimits,
+    api: CallLimits,
+    cache: Arc<CompileCache>,
 }
 
 impl PluginHost {
-    /// A host running `wasm` (from `source`), which must pass [`PluginHost::load`].
+    /// A host running `wasm` (from `source`), which must pass every gate of
+    /// [`load`].
     pub async fn new(
         engine: EngineHandle,
         services: Arc<Services>,
-        limits: CallLimits,
-        max_instances: u32,
-        wasm: &[u8],
+        options: HostOptions,
+        wasm: Vec<u8>,
         source: &str,
     ) -> anyhow::Result<PluginHost> {
         let mut linker = Linker::<HostState>::new(&engine.engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)?;
-        let first = load(&engine, &linker, &services, limits, wasm, source).await?;
-        Ok(PluginHost {
+        let cache = Arc::new(CompileCache::new(options.cache_dir, &engine.engine));
+        let runner = Runner {
             engine,
-            current: ArcSwap::from_pointee(first),
+            linker,
             services,
-            slots: Semaphore::new(max_instances as usize),
-            limits,
+            slots: Semaphore::new(options.max_instances as usize),
+            api: options.api,
+            cache,
+        };
+        let first = load::prepare(&runner, wasm, source).await?;
+        Ok(PluginHost {
+            runner,
+            background: options.background,
+            current: ArcSwap::from_pointee(first),
+            file: options.file,
+            reloading: tokio::sync::Mutex::new(()),
+            history: Mutex::new(History::default()),
         })
     }
 
@@ -137,21 +118,30 @@ impl PluginHost {
         self.current.load_full()
     }
 
-    /// Run one call: a fresh store and instance of the current plugin for `user`,
-    /// then `f` with them, under the call's deadline and memory limit.
+    /// One call for an API request acting for `user`: a fresh instance of the
+    /// current plugin, then `f` with it, within the API limits.
     pub async fn call<R, F, Fut>(&self, user: Option<String>, f: F) -> Result<R, CallError>
     where
         F: FnOnce(Plugin, Store<HostState>) -> Fut,
         Fut: Future<Output = wasmtime::Result<R>>,
     {
-        self.call_with_timeout(user, self.limits.timeout, f).await
+        self.call_within(self.runner.api, user, f).await
     }
 
-    /// [`PluginHost::call`] with another deadline (a poll cycle's is longer).
-    pub async fn call_with_timeout<R, F, Fut>(
+    /// One background call (a poll cycle, a delivery run), within the
+    /// background limits.
+    pub async fn call_background<R, F, Fut>(&self, f: F) -> Result<R, CallError>
+    where
+        F: FnOnce(Plugin, Store<HostState>) -> Fut,
+        Fut: Future<Output = wasmtime::Result<R>>,
+    {
+        self.call_within(self.background, None, f).await
+    }
+
+    async fn call_within<R, F, Fut>(
         &self,
+        limits: CallLimits,
         user: Option<String>,
-        timeout: Duration,
         f: F,
     ) -> Result<R, CallError>
     where
@@ -160,129 +150,9 @@ impl PluginHost {
     {
         // The semaphore is never closed, so acquiring cannot fail; without a
         // permit the call still runs (and may then find the pool busy).
-        let _slot = self.slots.acquire().await.ok();
+        let _slot = self.runner.slots.acquire().await.ok();
         let plugin = self.current();
-        let limits = CallLimits {
-            timeout,
-            ..self.limits
-        };
-        run(&self.engine, &self.services, limits, &plugin, user, f).await
+        let r = &self.runner;
+        call::run(&r.engine, &r.services, limits, &plugin, user, f).await
     }
-}
-
-async fn run<R, F, Fut>(
-    engine: &EngineHandle,
-    services: &Arc<Services>,
-    limits: CallLimits,
-    plugin: &LoadedPlugin,
-    user: Option<String>,
-    f: F,
-) -> Result<R, CallError>
-where
-    F: FnOnce(Plugin, Store<HostState>) -> Fut,
-    Fut: Future<Output = wasmtime::Result<R>>,
-{
-    let store_limits = StoreLimitsBuilder::new()
-        .memory_size(limits.memory_bytes)
-        .trap_on_grow_failure(true)
-        .build();
-    let state = HostState::new(
-        services.clone(),
-        user,
-        plugin.plugin_version.clone(),
-        store_limits,
-    );
-    let mut store = Store::new(&engine.engine, state);
-    store.limiter(|state| &mut state.limits);
-    let clock = engine.clock.clone();
-    let deadline = clock.deadline(limits.timeout);
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| {
-        if clock.now() >= deadline {
-            Err(DeadlineExceeded.into())
-        } else {
-            // Let other tasks run between slices of a long computation.
-            Ok(UpdateDeadline::Yield(1))
-        }
-    });
-    let work = async move {
-        let instance = plugin.pre.instantiate_async(&mut store).await?;
-        f(instance, store).await
-    };
-    // The epoch deadline stops a plugin that computes too long; this one stops a
-    // call that waits too long on the network between computations.
-    match tokio::time::timeout(limits.timeout + Duration::from_secs(1), work).await {
-        Ok(Ok(value)) => Ok(value),
-        Err(_) => Err(CallError::Timeout(limits.timeout)),
-        Ok(Err(e)) if e.downcast_ref::<DeadlineExceeded>().is_some() => {
-            Err(CallError::Timeout(limits.timeout))
-        }
-        Ok(Err(e)) => {
-            let id = error_id();
-            tracing::error!(error_id = %id, plugin = &*plugin.plugin_version, error = format!("{e:?}"), "plugin call trapped");
-            Err(CallError::Trap { id })
-        }
-    }
-}
-
-/// Compile, link and smoke-test a component.
-async fn load(
-    engine: &EngineHandle,
-    linker: &Linker<HostState>,
-    services: &Arc<Services>,
-    limits: CallLimits,
-    wasm: &[u8],
-    source: &str,
-) -> Result<LoadedPlugin, LoadError> {
-    let sha256 = hex(&Sha256::digest(wasm));
-    let compile_engine = engine.engine.clone();
-    let bytes = wasm.to_vec();
-    let component = tokio::task::spawn_blocking(move || Component::new(&compile_engine, &bytes))
-        .await
-        .map_err(|e| LoadError::Compile(e.to_string()))?
-        .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
-    let pre = linker
-        .instantiate_pre(&component)
-        .map_err(|e| LoadError::Link(format!("{e:#}")))?;
-    let pre = PluginPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
-
-    let mut candidate = LoadedPlugin {
-        pre,
-        plugin_version: Arc::from("(loading)"),
-        contract_version: String::new(),
-        sha256,
-        source: source.to_owned(),
-        loaded_at: SystemTime::now(),
-    };
-    let info = run(engine, services, limits, &candidate, None, |plugin, mut store| async move {
-        plugin.sandboxd_plugin_info().call_info(&mut store).await
-    })
-    .await
-    .map_err(|e| LoadError::Smoke(e.to_string()))?;
-    if !compatible(CONTRACT_VERSION, &info.contract_version) {
-        return Err(LoadError::Contract {
-            plugin: info.contract_version,
-            host: CONTRACT_VERSION,
-        });
-    }
-    candidate.plugin_version = Arc::from(info.plugin_version.as_str());
-    candidate.contract_version = info.contract_version;
-    Ok(candidate)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A short random id to find a failure's log line from the caller's error.
-pub fn error_id() -> String {
-    let mut bytes = [0u8; 6];
-    // Uniqueness, not secrecy, matters here; the clock is a fine fallback.
-    if getrandom::fill(&mut bytes).is_err() {
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        bytes.copy_from_slice(&nanos.to_le_bytes()[..6]);
-    }
-    hex(&bytes)
 }

@@ -1,5 +1,9 @@
 //! The delivery worker: asks the plugin to send what is owed to callbacks when
 //! new events may have been stored, and when the next retry is due.
+//!
+//! A run that fails (a plugin that traps, say) is retried after a backoff that
+//! doubles up to [`MAX_BACKOFF`], and new events do not cut the backoff short:
+//! a plugin that keeps failing costs one attempt per backoff, never a spin.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,18 +13,23 @@ use crate::plugin::PluginHost;
 
 /// Longest sleep between checks when nothing is known to be due.
 const IDLE: Duration = Duration::from_secs(5);
+/// The first wait after a failed run; it doubles with each further failure.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 pub async fn run_deliveries(plugin: Arc<PluginHost>, changes: Arc<Changes>) {
+    let mut backoff = FIRST_BACKOFF;
     loop {
         let result = plugin
-            .call(None, |p, mut store| async move {
+            .call_background(|p, mut store| async move {
                 p.sandboxd_plugin_callbacks()
                     .call_deliver_due(&mut store)
                     .await
             })
             .await;
-        let wait = match result {
+        let failure = match result {
             Ok(Ok(summary)) => {
+                backoff = FIRST_BACKOFF;
                 if summary.attempted > 0 {
                     tracing::info!(
                         attempted = summary.attempted,
@@ -29,25 +38,23 @@ pub async fn run_deliveries(plugin: Arc<PluginHost>, changes: Arc<Changes>) {
                         "callback deliveries"
                     );
                 }
-                summary
+                let wait = summary
                     .next_due_ms
-                    .map_or(IDLE, |ms| Duration::from_millis(ms).min(IDLE))
+                    .map_or(IDLE, |ms| Duration::from_millis(ms).min(IDLE));
+                if wait.is_zero() {
+                    continue;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = changes.deliveries_wanted() => {}
+                }
+                continue;
             }
-            Ok(Err(e)) => {
-                tracing::warn!(error = ?e, "callback deliveries failed");
-                IDLE
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "callback deliveries failed");
-                IDLE
-            }
+            Ok(Err(e)) => format!("{e:?}"),
+            Err(e) => e.to_string(),
         };
-        if wait.is_zero() {
-            continue;
-        }
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = changes.deliveries_wanted() => {}
-        }
+        tracing::warn!(error = %failure, retry_in = ?backoff, "callback deliveries failed");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }

@@ -18,16 +18,14 @@ use crate::plugin::PluginHost;
 
 pub struct Poller {
     plugin: Arc<PluginHost>,
-    timeout: Duration,
     changes: Arc<Changes>,
     running: Mutex<()>,
 }
 
 impl Poller {
-    pub fn new(plugin: Arc<PluginHost>, timeout: Duration, changes: Arc<Changes>) -> Poller {
+    pub fn new(plugin: Arc<PluginHost>, changes: Arc<Changes>) -> Poller {
         Poller {
             plugin,
-            timeout,
             changes,
             running: Mutex::new(()),
         }
@@ -39,7 +37,7 @@ impl Poller {
         let started = Instant::now();
         let result = self
             .plugin
-            .call_with_timeout(None, self.timeout, |p, mut store| async move {
+            .call_background(|p, mut store| async move {
                 p.sandboxd_plugin_sync().call_poll(&mut store).await
             })
             .await;
