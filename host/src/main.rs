@@ -75,8 +75,10 @@ enum PluginCommand {
 
 fn init_tracing() {
     let filter = EnvFilter::try_from_env("SANDBOXD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only for a person at a terminal, not in files and journals.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if std::env::var("SANDBOXD_LOG_FORMAT").is_ok_and(|f| f == "json") {
         builder.json().init();

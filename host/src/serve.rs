@@ -17,7 +17,7 @@ use crate::imports::{Budget, HttpImport, Services, plugin_settings};
 use crate::local_runtime::{Endpoint, LocalRuntime};
 use crate::plugin::{CallLimits, EMBEDDED_PLUGIN, HostOptions, PluginHost};
 use crate::storage::RedbStore;
-use crate::sync::{Changes, Poller, run_deliveries, run_poller};
+use crate::sync::{Changes, Poller, Reconciler, run_deliveries, run_poller, run_reconciler};
 
 /// How long requests in flight may take to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -168,12 +168,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     };
     let changes = Arc::new(Changes::default());
     let poller = Arc::new(Poller::new(plugin.clone(), changes.clone()));
+    let reconciler = Arc::new(Reconciler::new(
+        plugin.clone(),
+        config.runtime.orphans,
+        config.plugin.call_timeout + defaults::STUCK_START_GRACE,
+    ));
+    tokio::spawn(run_reconciler(
+        reconciler.clone(),
+        Duration::from_secs(u64::from(config.runtime.reconcile_interval_secs)),
+    ));
     let state = Arc::new(AppState {
         plugin: plugin.clone(),
         auth: Authenticator::new(&config.auth)?,
         changes: changes.clone(),
         host_key,
         poller: poller.clone(),
+        reconciler,
         egress,
         watching: _watcher.is_some(),
     });

@@ -89,6 +89,29 @@ impl sandboxes::Guest for Component {
     fn get_by_session_key(key: String) -> Result<Option<types::SandboxInfo>, types::Error> {
         with_service(|s| s.get_by_session_key(&key)).map(|i| i.map(to_info))
     }
+
+    fn reconcile(
+        orphans: sandboxes::OrphanPolicy,
+        stuck_before_us: i64,
+    ) -> Result<sandboxes::ReconcileSummary, types::Error> {
+        let policy = match orphans {
+            sandboxes::OrphanPolicy::Stop => crate::service::OrphanPolicy::Stop,
+            sandboxes::OrphanPolicy::Adopt => crate::service::OrphanPolicy::Adopt,
+            sandboxes::OrphanPolicy::Keep => crate::service::OrphanPolicy::Keep,
+        };
+        with_service(|s| s.reconcile(policy, stuck_before_us)).map(|r| {
+            sandboxes::ReconcileSummary {
+                runtimes: r.runtimes,
+                records: r.records,
+                orphans: r.orphans,
+                stopped: r.stopped,
+                adopted: r.adopted,
+                completed: r.completed,
+                removed: r.removed,
+                failures: r.failures,
+            }
+        })
+    }
 }
 
 impl specs::Guest for Component {
@@ -362,6 +385,10 @@ impl ports::Env for WitEnv {
         bytes
     }
 
+    fn sleep_ms(&self, ms: u64) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+
     fn log(&self, level: Level, message: &str, fields: &[(&str, &str)]) {
         let level = match level {
             Level::Trace => log::Level::Trace,
@@ -479,6 +506,7 @@ fn to_request(r: ports::Request) -> http::Request {
 fn from_response(r: http::Response) -> ports::Response {
     ports::Response {
         status: r.status,
+        headers: r.headers,
         body: r.body,
     }
 }

@@ -76,12 +76,31 @@ impl Request {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     pub status: u16,
+    /// Lower-case names.
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl Response {
+    /// A response with no headers.
+    pub fn new(status: u16, body: Vec<u8>) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body,
+        }
+    }
+
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
+    }
+
+    /// The first value of header `name` (lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -202,4 +221,6 @@ pub trait Env {
     /// 16 bytes from a cryptographically secure source.
     fn random_16(&self) -> [u8; 16];
     fn log(&self, level: Level, message: &str, fields: &[(&str, &str)]);
+    /// Wait, for a retry's backoff. The host suspends the call, not a thread.
+    fn sleep_ms(&self, ms: u64);
 }

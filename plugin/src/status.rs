@@ -27,6 +27,25 @@ pub fn from_runtime(runtime: Option<&Runtime>) -> Status {
     }
 }
 
+/// Why a runtime the API did describe reads as `MISSING`, for `status_detail`
+/// (none when the status is understood, or when there is no runtime at all).
+pub fn unknown_status_detail(runtime: Option<&Runtime>) -> Option<String> {
+    let runtime = runtime?;
+    if from_runtime(Some(runtime)) != Status::Missing {
+        return None;
+    }
+    Some(
+        match (runtime.status.as_deref(), runtime.pod_status.as_deref()) {
+            (Some(s), _) if s.eq_ignore_ascii_case("stopped") => return None,
+            (Some(s), _) => {
+                format!("the runtime API reported status '{s}', which sandboxd does not know")
+            }
+            (None, Some(p)) => format!("the runtime API reported pod_status '{p}' and no status"),
+            (None, None) => "the runtime API described the runtime without a status".to_owned(),
+        },
+    )
+}
+
 /// The runtime API's `status`, in any case.
 fn from_status(status: &str) -> Option<Status> {
     Some(match status.to_ascii_lowercase().as_str() {
@@ -97,6 +116,27 @@ mod tests {
         ] {
             assert_eq!(from_runtime(Some(&runtime(Some(raw), None))), want, "{raw}");
         }
+    }
+
+    #[test]
+    fn a_status_that_is_not_understood_is_explained() {
+        assert_eq!(unknown_status_detail(None), None);
+        assert_eq!(
+            unknown_status_detail(Some(&runtime(Some("running"), None))),
+            None
+        );
+        assert_eq!(
+            unknown_status_detail(Some(&runtime(Some("stopped"), None))),
+            None
+        );
+        assert!(
+            unknown_status_detail(Some(&runtime(Some("weird"), None)))
+                .is_some_and(|d| d.contains("'weird'"))
+        );
+        assert!(
+            unknown_status_detail(Some(&runtime(None, None)))
+                .is_some_and(|d| d.contains("without a status"))
+        );
     }
 
     #[test]

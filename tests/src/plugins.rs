@@ -130,12 +130,10 @@ fn contract_tree(target: &Path, version: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(tree.join("plugin"));
     copy_dir(&root.join("plugin"), &tree.join("plugin"));
     copy_dir(&root.join("wit"), &tree.join("wit"));
+    let current = format!("sandboxd:plugin@{}", contract_version());
     for entry in read_dir(&tree.join("wit")) {
         let text = std::fs::read_to_string(&entry).unwrap_or_else(|e| panic!("{e}"));
-        let text = text.replace(
-            "sandboxd:plugin@0.1.0",
-            &format!("sandboxd:plugin@{version}"),
-        );
+        let text = text.replace(&current, &format!("sandboxd:plugin@{version}"));
         std::fs::write(&entry, text).unwrap_or_else(|e| panic!("{e}"));
     }
     let manifest =
@@ -157,6 +155,21 @@ fn contract_tree(target: &Path, version: &str) -> PathBuf {
     std::fs::copy(root.join("Cargo.lock"), tree.join("Cargo.lock"))
         .unwrap_or_else(|e| panic!("{e}"));
     tree
+}
+
+/// The contract version of the workspace's `wit/` (`package sandboxd:plugin@X;`).
+pub fn contract_version() -> String {
+    let world = std::fs::read_to_string(workspace_root().join("wit/world.wit"))
+        .unwrap_or_else(|e| panic!("wit/world.wit: {e}"));
+    world
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("package sandboxd:plugin@")?
+                .strip_suffix(';')
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| panic!("wit/world.wit declares no package version"))
 }
 
 fn read_dir(dir: &Path) -> Vec<PathBuf> {

@@ -23,6 +23,23 @@ pub async fn poll(state: &AppState) -> Result<Response<Body>, ApiError> {
     })))
 }
 
+/// `POST /admin/reconcile`: run a reconciliation pass now (after the one
+/// running, if any) and answer what it found and did.
+pub async fn reconcile(state: &AppState) -> Result<Response<Body>, ApiError> {
+    let (s, millis) = state.reconciler.pass().await?;
+    Ok(json::ok(&serde_json::json!({
+        "runtimes": s.runtimes,
+        "records": s.records,
+        "orphans": s.orphans,
+        "stopped": s.stopped,
+        "adopted": s.adopted,
+        "completed": s.completed,
+        "removed": s.removed,
+        "failures": s.failures.iter().map(|(id, reason)| serde_json::json!({"sandbox_id": id, "reason": reason})).collect::<Vec<_>>(),
+        "millis": millis,
+    })))
+}
+
 /// RFC 3339 with microseconds: swap times are compared with request times.
 fn timestamp(t: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)

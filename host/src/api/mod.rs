@@ -44,7 +44,7 @@ use crate::egress::EgressPolicy;
 use crate::host_key::HostKey;
 use crate::imports::HostState;
 use crate::plugin::PluginHost;
-use crate::sync::{Changes, Poller};
+use crate::sync::{Changes, Poller, Reconciler};
 use body::Body;
 
 /// What every request handler shares.
@@ -57,6 +57,8 @@ pub struct AppState {
     pub host_key: HostKey,
     /// Runs poll cycles, on schedule or on an admin's request.
     pub poller: Arc<Poller>,
+    /// Runs reconciliation passes, on schedule or on an admin's request.
+    pub reconciler: Arc<Reconciler>,
     /// Learns the origins of the event callbacks users register.
     pub egress: Arc<EgressPolicy>,
     /// Whether the plugin file is watched for changes.
@@ -169,6 +171,7 @@ async fn route(state: Arc<AppState>, req: Request<Incoming>) -> Result<Response<
         }
         return match (rest, &method) {
             (["sync", "poll"], &Method::POST) => admin::poll(&state).await,
+            (["reconcile"], &Method::POST) => admin::reconcile(&state).await,
             (["plugin"], &Method::GET) => Ok(admin::plugin(&state)),
             (["plugin", "reload"], &Method::POST) => admin::reload(&state).await,
             (["sync", "poll"] | ["plugin"] | ["plugin", "reload"], _) => Err(method_not_allowed()),

@@ -18,6 +18,12 @@ pub const START_SANDBOX_TIMEOUT_SECS: u32 = 120;
 pub const MAX_NUM_SANDBOXES: u32 = 10;
 /// Upstream default.
 pub const POLLING_INTERVAL_SECS: u32 = 15;
+/// Between reconciliation passes: a runtime left without a record (or a record
+/// left half-way) is repaired within a minute, for one `GET /list` a minute.
+pub const RECONCILE_INTERVAL_SECS: u32 = 60;
+/// How long after a plugin call's deadline a start it left half-way is taken
+/// for abandoned (the call is surely over by then).
+pub const STUCK_START_GRACE: Duration = Duration::from_secs(5);
 
 /// The spec used when the operator configures none: the OpenHands agent server
 /// image, as upstream ships it.

@@ -39,6 +39,10 @@ pub struct RuntimeFile {
     pub start_sandbox_timeout: Option<i64>,
     pub max_num_sandboxes: Option<i64>,
     pub polling_interval: Option<i64>,
+    /// What to do with runtimes no sandbox record claims: stop, adopt, keep.
+    pub orphans: Option<String>,
+    /// Seconds between reconciliation passes.
+    pub reconcile_interval: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -175,6 +179,10 @@ pub const ENV_VARS: &[EnvVar] = &[
         key: "runtime.polling_interval",
     },
     EnvVar {
+        name: "SANDBOXD_ORPHANS",
+        key: "runtime.orphans",
+    },
+    EnvVar {
         name: "SANDBOXD_SYNC_MODE",
         key: "sync.mode",
     },
@@ -242,6 +250,9 @@ impl FileConfig {
         }
         if let Some(v) = int("SANDBOXD_POLLING_INTERVAL", &mut errors) {
             self.runtime.polling_interval = Some(v);
+        }
+        if let Some(v) = get("SANDBOXD_ORPHANS") {
+            self.runtime.orphans = Some(v);
         }
         if let Some(v) = get("SANDBOXD_SYNC_MODE") {
             self.sync.mode = Some(v);

@@ -106,6 +106,16 @@ pub struct RuntimeConfig {
     pub max_num_sandboxes: u32,
     /// Seconds between poll cycles of the agent servers.
     pub polling_interval_secs: u32,
+    pub orphans: Orphans,
+    pub reconcile_interval_secs: u32,
+}
+
+/// What reconciliation does with a runtime no sandbox record claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Orphans {
+    Stop,
+    Adopt,
+    Keep,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -275,6 +285,18 @@ pub fn validate(raw: FileConfig) -> Result<Config, ConfigError> {
             RuntimeClass::Gvisor
         }
     };
+    let orphans = match rt.orphans.as_deref().map(str::trim) {
+        None | Some("stop") => Orphans::Stop,
+        Some("adopt") => Orphans::Adopt,
+        Some("keep") => Orphans::Keep,
+        Some(v) => {
+            err(format!(
+                "{}: '{v}' is not allowed; use stop, adopt or keep",
+                name("runtime.orphans")
+            ));
+            Orphans::Stop
+        }
+    };
     let mut positive = |key: &str, value: Option<i64>, default: u32, min: i64| -> u32 {
         match value {
             None => default,
@@ -309,6 +331,13 @@ pub fn validate(raw: FileConfig) -> Result<Config, ConfigError> {
             "runtime.polling_interval",
             rt.polling_interval,
             defaults::POLLING_INTERVAL_SECS,
+            1,
+        ),
+        orphans,
+        reconcile_interval_secs: positive(
+            "runtime.reconcile_interval",
+            rt.reconcile_interval,
+            defaults::RECONCILE_INTERVAL_SECS,
             1,
         ),
     };

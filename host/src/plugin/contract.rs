@@ -2,7 +2,7 @@
 //!
 //! The host implements `sandboxd:plugin@`[`CONTRACT_VERSION`]. A component
 //! declares the version it was built against in the names of its imports and
-//! exports (`sandboxd:plugin/http@0.1.0`), and again in `info`. It is accepted
+//! exports (`sandboxd:plugin/http@0.2.0`), and again in `info`. It is accepted
 //! when that version is semver-compatible with the host's: the same major
 //! version, and for 0.x (where every minor bump may break) the same minor
 //! version. Linking is the second, exact check: a plugin that imports something
@@ -10,7 +10,7 @@
 //! declares.
 
 /// The version of `wit/` this host implements (`package sandboxd:plugin@…`).
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 fn parse(v: &str) -> Option<(u64, u64, u64)> {
     let core = v.split(['-', '+']).next()?;

@@ -3,6 +3,16 @@
 //! Every request names the `runtime-api` credential: the host attaches the key.
 //! Every failure becomes a [`RuntimeError`] that says which call failed and why, in
 //! words fit for the caller's `detail`.
+//!
+//! Retries: the reads (`GET /sessions/{id}`, `GET /sessions/batch`, `GET /list`)
+//! are idempotent and are tried up to [`READ_ATTEMPTS`] times when the failure
+//! looks transient: a refused or broken connection, 429 (after its `Retry-After`
+//! if that is short), 502, 503, 504. Waits grow exponentially from
+//! [`BACKOFF_MS`] with jitter, so that many calls failing together do not retry
+//! together. A timeout is not retried (a slow runtime is not helped by more
+//! requests), nor a 500, nor an unreadable body. The writes (`/start`, `/pause`,
+//! `/resume`, `/stop`) are never repeated: whether they happened is checked
+//! instead (see `service::lifecycle`).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -12,7 +22,7 @@ use serde::Deserialize;
 use super::Runtime;
 use super::lenient::{MaybeRuntime, RuntimeList};
 use super::start::StartRequest;
-use crate::ports::{Credential, Http, HttpError, Method, Request, Response};
+use crate::ports::{Credential, Env, Http, HttpError, Method, Request, Response};
 use crate::urls::percent_encode;
 
 /// A failed runtime API call.
@@ -21,7 +31,16 @@ pub struct RuntimeError {
     /// `POST /start`, `GET /sessions/{id}`, …
     pub call: String,
     pub cause: Cause,
+    /// How many times the call was tried (reads are retried).
+    pub attempts: u32,
 }
+
+/// Tries of an idempotent read before its failure stands.
+pub const READ_ATTEMPTS: u32 = 3;
+/// The first retry waits between half this and this; each next one twice as long.
+pub const BACKOFF_MS: u64 = 100;
+/// A `Retry-After` longer than this is not waited for: the failure stands.
+const MAX_RETRY_AFTER_MS: u64 = 2_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cause {
@@ -53,13 +72,17 @@ impl fmt::Display for RuntimeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "runtime API {} ", self.call)?;
         match &self.cause {
-            Cause::Transport(e) => write!(f, "failed: {e}"),
+            Cause::Transport(e) => write!(f, "failed: {e}")?,
             Cause::Status { status, body } if body.is_empty() => {
-                write!(f, "answered HTTP {status}")
+                write!(f, "answered HTTP {status}")?;
             }
-            Cause::Status { status, body } => write!(f, "answered HTTP {status}: {body}"),
-            Cause::Malformed(m) => write!(f, "answered an unreadable body: {m}"),
+            Cause::Status { status, body } => write!(f, "answered HTTP {status}: {body}")?,
+            Cause::Malformed(m) => write!(f, "answered an unreadable body: {m}")?,
         }
+        if self.attempts > 1 {
+            write!(f, " (after {} attempts)", self.attempts)?;
+        }
+        Ok(())
     }
 }
 
@@ -74,24 +97,26 @@ pub enum Action {
 
 pub struct RuntimeApi<'a> {
     http: &'a dyn Http,
+    /// For the backoff between retries: sleeping and jitter.
+    env: &'a dyn Env,
     /// Base URL without a trailing slash.
     base: &'a str,
 }
 
 impl<'a> RuntimeApi<'a> {
-    pub fn new(http: &'a dyn Http, base: &'a str) -> Self {
-        RuntimeApi { http, base }
+    pub fn new(http: &'a dyn Http, env: &'a dyn Env, base: &'a str) -> Self {
+        RuntimeApi { http, env, base }
     }
 
     /// `GET /sessions/{id}`: the runtime of sandbox `id`, none on 404.
     pub fn get(&self, session_id: &str) -> Result<Option<Runtime>, RuntimeError> {
         let path = format!("/sessions/{}", percent_encode(session_id));
         let call = format!("GET {path}");
-        let response = self.send(&call, self.request(Method::Get, &path))?;
+        let (response, attempts) = self.read(&call, self.request(Method::Get, &path))?;
         if response.status == 404 {
             return Ok(None);
         }
-        let response = success(&call, response)?;
+        let response = success(&call, response, attempts)?;
         parse::<MaybeRuntime>(&call, &response.body).map(|m| m.0)
     }
 
@@ -110,7 +135,8 @@ impl<'a> RuntimeApi<'a> {
             path.push_str(&percent_encode(id));
         }
         let call = "GET /sessions/batch".to_owned();
-        let response = success(&call, self.send(&call, self.request(Method::Get, &path))?)?;
+        let (response, attempts) = self.read(&call, self.request(Method::Get, &path))?;
+        let response = success(&call, response, attempts)?;
         let list = parse::<RuntimeList>(&call, &response.body)?;
         Ok(list
             .0
@@ -127,7 +153,8 @@ impl<'a> RuntimeApi<'a> {
             runtimes: Option<RuntimeList>,
         }
         let call = "GET /list".to_owned();
-        let response = success(&call, self.send(&call, self.request(Method::Get, "/list"))?)?;
+        let (response, attempts) = self.read(&call, self.request(Method::Get, "/list"))?;
+        let response = success(&call, response, attempts)?;
         let body = parse::<ListBody>(&call, &response.body)?;
         Ok(body.runtimes.map(|l| l.0).unwrap_or_default())
     }
@@ -139,9 +166,10 @@ impl<'a> RuntimeApi<'a> {
         let json = serde_json::to_vec(body).map_err(|e| RuntimeError {
             call: call.clone(),
             cause: Cause::Malformed(format!("could not encode the request: {e}")),
+            attempts: 1,
         })?;
         let request = self.request(Method::Post, "/start").json(json);
-        let response = success(&call, self.send(&call, request)?)?;
+        let response = success(&call, self.send(&call, request)?, 1)?;
         Ok(serde_json::from_slice::<MaybeRuntime>(&response.body)
             .ok()
             .and_then(|m| m.0))
@@ -168,7 +196,7 @@ impl<'a> RuntimeApi<'a> {
         if response.status == 404 {
             return Ok(Action::NotFound);
         }
-        let response = success(&call, response)?;
+        let response = success(&call, response, 1)?;
         Ok(Action::Done(
             serde_json::from_slice::<MaybeRuntime>(&response.body)
                 .ok()
@@ -180,20 +208,69 @@ impl<'a> RuntimeApi<'a> {
         Request::new(method, format!("{}{path}", self.base)).credential(Credential::RuntimeApi)
     }
 
+    /// Send a write, once.
     fn send(&self, call: &str, request: Request) -> Result<Response, RuntimeError> {
         self.http.send(request).map_err(|e| RuntimeError {
             call: call.to_owned(),
             cause: Cause::Transport(e),
+            attempts: 1,
         })
+    }
+
+    /// Send a read, retrying transient failures; the last answer (of any status)
+    /// and how many tries it took.
+    fn read(&self, call: &str, request: Request) -> Result<(Response, u32), RuntimeError> {
+        let mut attempt = 1;
+        loop {
+            let outcome = self.http.send(request.clone());
+            let wait = match &outcome {
+                Err(HttpError::Connect(_) | HttpError::Transport(_)) => Some(self.backoff(attempt)),
+                Ok(r) if matches!(r.status, 502..=504) => Some(self.backoff(attempt)),
+                Ok(r) if r.status == 429 => match retry_after_ms(r) {
+                    Some(ms) if ms > MAX_RETRY_AFTER_MS => None,
+                    Some(ms) => Some(ms),
+                    None => Some(self.backoff(attempt)),
+                },
+                _ => None,
+            };
+            match wait {
+                Some(ms) if attempt < READ_ATTEMPTS => {
+                    self.env.sleep_ms(ms);
+                    attempt += 1;
+                }
+                _ => {
+                    return outcome.map(|r| (r, attempt)).map_err(|e| RuntimeError {
+                        call: call.to_owned(),
+                        cause: Cause::Transport(e),
+                        attempts: attempt,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The wait before try `attempt + 1`: [`BACKOFF_MS`] doubled per try, the
+    /// upper half of it picked at random.
+    fn backoff(&self, attempt: u32) -> u64 {
+        let ceiling = BACKOFF_MS << (attempt - 1).min(10);
+        let random = u64::from_be_bytes(self.env.random_16()[..8].try_into().unwrap_or([0; 8]));
+        ceiling / 2 + random % (ceiling / 2 + 1)
     }
 }
 
-fn success(call: &str, response: Response) -> Result<Response, RuntimeError> {
+/// A `Retry-After` in seconds, as milliseconds (HTTP dates are not waited for).
+fn retry_after_ms(response: &Response) -> Option<u64> {
+    let secs: u64 = response.header("retry-after")?.trim().parse().ok()?;
+    Some(secs.saturating_mul(1000))
+}
+
+fn success(call: &str, response: Response, attempts: u32) -> Result<Response, RuntimeError> {
     if response.is_success() {
         Ok(response)
     } else {
         Err(RuntimeError {
             call: call.to_owned(),
+            attempts,
             cause: Cause::Status {
                 status: response.status,
                 body: excerpt(&response.body),
@@ -206,6 +283,7 @@ fn parse<T: for<'de> Deserialize<'de>>(call: &str, body: &[u8]) -> Result<T, Run
     serde_json::from_slice(body).map_err(|e| RuntimeError {
         call: call.to_owned(),
         cause: Cause::Malformed(e.to_string()),
+        attempts: 1,
     })
 }
 
@@ -235,6 +313,7 @@ mod tests {
                 status: 503,
                 body: "overloaded".into(),
             },
+            attempts: 1,
         };
         assert_eq!(
             e.to_string(),
@@ -243,8 +322,12 @@ mod tests {
         let e = RuntimeError {
             call: "GET /list".into(),
             cause: Cause::Transport(HttpError::Timeout),
+            attempts: 3,
         };
-        assert_eq!(e.to_string(), "runtime API GET /list failed: timed out");
+        assert_eq!(
+            e.to_string(),
+            "runtime API GET /list failed: timed out (after 3 attempts)"
+        );
     }
 
     #[test]
@@ -252,6 +335,7 @@ mod tests {
         let e = |cause| RuntimeError {
             call: String::new(),
             cause,
+            attempts: 1,
         };
         assert!(!e(Cause::Transport(HttpError::Connect("refused".into()))).may_have_happened());
         assert!(

@@ -188,7 +188,11 @@ impl Service<'_> {
             ))
         })?;
         if let Some(runtime) = runtime {
-            let runtime_id = runtime.runtime_id.ok_or_else(|| no_runtime_id(id))?;
+            let runtime_id = runtime.runtime_id.ok_or_else(|| {
+                Error::Upstream(format!(
+                    "the runtime API described sandbox '{id}' without a runtime_id, so it was not deleted"
+                ))
+            })?;
             self.runtime().stop(&runtime_id).map_err(|e| {
                 Error::Upstream(format!(
                     "could not stop the runtime of sandbox '{id}', so it was not deleted: {e}"

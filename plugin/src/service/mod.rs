@@ -14,6 +14,9 @@
 mod lifecycle;
 mod limit;
 mod read;
+mod reconcile;
+
+pub use reconcile::{ADOPTED_SPEC, OrphanPolicy, ReconcileSummary};
 
 use crate::error::{Error, Result};
 use crate::model::{SandboxInfo, Settings};
@@ -39,7 +42,7 @@ pub struct Service<'a> {
 
 impl<'a> Service<'a> {
     pub(crate) fn runtime(&self) -> RuntimeApi<'a> {
-        RuntimeApi::new(self.http, &self.settings.runtime_api_url)
+        RuntimeApi::new(self.http, self.env, &self.settings.runtime_api_url)
     }
 
     pub(crate) fn caller(&self) -> Option<&str> {
@@ -122,7 +125,9 @@ impl<'a> Service<'a> {
             session_api_key: runtime.and_then(|r| r.session_api_key.clone()),
             exposed_urls: urls::exposed_urls(status, runtime),
             created_at: time::iso8601(record.created_at_us),
-            status_detail: timeout_detail.or_else(|| runtime.and_then(|r| r.status_detail.clone())),
+            status_detail: timeout_detail
+                .or_else(|| runtime.and_then(|r| r.status_detail.clone()))
+                .or_else(|| status::unknown_status_detail(runtime)),
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::model::{SandboxInfo, SandboxPage};
 use crate::paging::{self, PageStart};
 use crate::ports::{Bound, Level, Scan};
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, RuntimeError};
 use crate::schema::{self, SandboxRecord};
 use crate::session_key;
 
@@ -47,12 +47,9 @@ impl Service<'_> {
             .filter_map(|k| schema::id_of_order_key(k))
             .collect();
         let records = self.load_many(&ids)?;
-        let runtimes = self.runtimes_of(&records);
+        let lookup = self.runtimes_of(&records);
         Ok(SandboxPage {
-            items: records
-                .iter()
-                .map(|r| self.to_info(r, runtimes.get(&r.id)))
-                .collect(),
+            items: records.iter().map(|r| lookup.info(self, r)).collect(),
             next_page_id: has_more
                 .then(|| order_keys.last().map(|k| paging::cursor(k)))
                 .flatten(),
@@ -62,8 +59,7 @@ impl Service<'_> {
     /// One sandbox with its live status; a failing runtime API makes it `MISSING`.
     pub fn get(&self, id: &str) -> Result<SandboxInfo> {
         let record = self.load_visible(id)?;
-        let runtime = self.runtime_of(&record.id);
-        Ok(self.to_info(&record, runtime.as_ref()))
+        Ok(self.runtime_of(&record.id).info(self, &record))
     }
 
     /// Sandboxes by id in the order asked, none where unknown or not visible.
@@ -90,10 +86,10 @@ impl Service<'_> {
             .iter()
             .filter_map(|id| records.get(*id).cloned())
             .collect();
-        let runtimes = self.runtimes_of(&found);
+        let lookup = self.runtimes_of(&found);
         Ok(ids
             .iter()
-            .map(|id| records.get(id).map(|r| self.to_info(r, runtimes.get(id))))
+            .map(|id| records.get(id).map(|r| lookup.info(self, r)))
             .collect())
     }
 
@@ -102,8 +98,7 @@ impl Service<'_> {
         let Some(record) = self.sandbox_for_key(key)? else {
             return Ok(None);
         };
-        let runtime = self.runtime_of(&record.id);
-        Ok(Some(self.to_info(&record, runtime.as_ref())))
+        Ok(Some(self.runtime_of(&record.id).info(self, &record)))
     }
 
     /// The stored sandbox whose current session key is `key`, if the caller may
@@ -149,29 +144,60 @@ impl Service<'_> {
         Ok(records)
     }
 
-    /// The runtime of one sandbox; none if it has none or the API failed (logged).
-    pub(super) fn runtime_of(&self, id: &str) -> Option<Runtime> {
-        self.runtime().get(id).unwrap_or_else(|e| {
-            self.log(
-                Level::Warn,
-                "runtime lookup failed; reporting MISSING",
-                &[("sandbox_id", id), ("error", &e.to_string())],
-            );
-            None
-        })
+    /// The runtime of one sandbox, or why the runtime API could not say (logged).
+    pub(super) fn runtime_of(&self, id: &str) -> Lookup {
+        match self.runtime().get(id) {
+            Ok(runtime) => Lookup {
+                runtimes: runtime.map(|rt| (id.to_owned(), rt)).into_iter().collect(),
+                failure: None,
+            },
+            Err(e) => self.failed_lookup(&e, &[("sandbox_id", id)]),
+        }
     }
 
-    /// The runtimes of many sandboxes in one batch call (none for an empty list);
-    /// if the call fails they are all reported `MISSING`.
-    pub(super) fn runtimes_of(&self, records: &[SandboxRecord]) -> HashMap<String, Runtime> {
+    /// The runtimes of many sandboxes in one batch call (none for an empty
+    /// list), or why the runtime API could not say (logged).
+    pub(super) fn runtimes_of(&self, records: &[SandboxRecord]) -> Lookup {
         let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
-        self.runtime().batch(&ids).unwrap_or_else(|e| {
-            self.log(
-                Level::Warn,
-                "runtime batch lookup failed; reporting MISSING",
-                &[("error", &e.to_string())],
-            );
-            HashMap::new()
-        })
+        match self.runtime().batch(&ids) {
+            Ok(runtimes) => Lookup {
+                runtimes,
+                failure: None,
+            },
+            Err(e) => self.failed_lookup(&e, &[]),
+        }
+    }
+
+    fn failed_lookup(&self, e: &RuntimeError, fields: &[(&str, &str)]) -> Lookup {
+        let error = e.to_string();
+        let mut fields = fields.to_vec();
+        fields.push(("error", &error));
+        self.log(
+            Level::Warn,
+            "runtime lookup failed; reporting MISSING",
+            &fields,
+        );
+        Lookup {
+            runtimes: HashMap::new(),
+            failure: Some(format!("the runtime API could not be asked: {error}")),
+        }
+    }
+}
+
+/// What the runtime API said about some sandboxes.
+pub(super) struct Lookup {
+    runtimes: HashMap<String, Runtime>,
+    /// Why it said nothing, if it failed: every sandbox is then `MISSING`, with
+    /// this as its `status_detail`.
+    failure: Option<String>,
+}
+
+impl Lookup {
+    pub(super) fn info(&self, service: &Service<'_>, record: &SandboxRecord) -> SandboxInfo {
+        let mut info = service.to_info(record, self.runtimes.get(&record.id));
+        if let Some(why) = &self.failure {
+            info.status_detail = Some(why.clone());
+        }
+        info
     }
 }

@@ -189,7 +189,8 @@ fn a_start_in_unknown_state_keeps_the_record_so_no_runtime_is_orphaned() {
         "POST /start",
         Fault::Transport(HttpError::Transport("reset".into())),
     );
-    w.runtime.fault("GET /sessions/", Fault::Status(503, ""));
+    w.runtime
+        .fault_times("GET /sessions/", Fault::Status(503, ""), 3);
     let err = w.alice().start(None, Some("sb")).err();
     assert!(
         matches!(&err, Some(Error::Upstream(m)) if m.contains("unknown")),
@@ -458,14 +459,16 @@ fn a_failing_batch_call_reports_missing_instead_of_failing() {
     let w = World::new();
     start_many(&w, None, 3);
     w.runtime
-        .fault("GET /sessions/batch", Fault::Status(502, "bad gateway"));
+        .fault_times("GET /sessions/batch", Fault::Status(502, "bad gateway"), 3);
     let page = ok(w.admin().search(None, 100));
     assert_eq!(page.items.len(), 3);
-    assert!(
-        page.items
-            .iter()
-            .all(|i| i.status == Status::Missing && i.session_api_key.is_none())
-    );
+    assert!(page.items.iter().all(|i| {
+        i.status == Status::Missing
+            && i.session_api_key.is_none()
+            && i.status_detail
+                .as_deref()
+                .is_some_and(|d| d.contains("HTTP 502") && d.contains("after 3 attempts"))
+    }));
     for body in ["null", "[null, 3]", "{}", "garbage"] {
         w.runtime.fault("GET /sessions/batch", Fault::Body(body));
         let page = ok(w.admin().search(None, 100));
@@ -754,4 +757,234 @@ fn an_unreadable_record_is_an_error_for_get_and_skipped_by_search() {
         vec![good]
     );
     assert!(w.env.all_log_text().contains("unreadable sandbox record"));
+}
+
+// ---- reconciliation ----
+
+mod reconcile {
+    use super::*;
+    use crate::service::OrphanPolicy;
+
+    const FOREVER: i64 = i64::MAX;
+
+    #[test]
+    fn an_orphan_runtime_is_stopped_and_recorded_sandboxes_are_left_alone() {
+        let w = World::new();
+        let kept = start(&w, Some("alice"));
+        w.runtime.insert("stray", "running");
+        let summary = ok(w.admin().reconcile(OrphanPolicy::Stop, 0));
+        assert_eq!(
+            (
+                summary.runtimes,
+                summary.records,
+                summary.orphans,
+                summary.stopped
+            ),
+            (2, 1, 1, 1)
+        );
+        assert_eq!(w.runtime.count("POST /stop"), 1);
+        assert!(w.runtime.runtime("stray").is_none());
+        assert!(w.runtime.runtime(&kept).is_some());
+        assert!(record(&w, &kept).is_some());
+    }
+
+    #[test]
+    fn an_orphan_can_be_adopted_for_admins_or_kept() {
+        let w = World::new();
+        w.runtime.insert("stray", "running");
+        let summary = ok(w.admin().reconcile(OrphanPolicy::Keep, 0));
+        assert_eq!(
+            (summary.orphans, summary.stopped, summary.adopted),
+            (1, 0, 0)
+        );
+        assert!(record(&w, "stray").is_none());
+
+        let summary = ok(w.admin().reconcile(OrphanPolicy::Adopt, 0));
+        assert_eq!(summary.adopted, 1);
+        let adopted = record(&w, "stray").unwrap_or_else(|| panic!("not adopted"));
+        assert_eq!(adopted.created_by_user_id, None);
+        assert_eq!(adopted.phase, Phase::Started);
+        let key = w.runtime.key_of("stray").unwrap_or_default();
+        assert_eq!(adopted.session_api_key_hash, Some(session_key::hash(&key)));
+        assert!(matches!(w.alice().get("stray"), Err(Error::NotFound(_))));
+        assert_eq!(ok(w.admin().get("stray")).status, Status::Running);
+        // Nothing left to do the second time.
+        assert_eq!(ok(w.admin().reconcile(OrphanPolicy::Adopt, 0)).orphans, 0);
+    }
+
+    /// A record left in phase `starting`, as a crash between the record and the
+    /// runtime's answer leaves it.
+    fn half_way(w: &World, id: &str) {
+        let record = SandboxRecord {
+            id: id.into(),
+            created_by_user_id: Some("alice".into()),
+            sandbox_spec_id: "image:default".into(),
+            session_api_key_hash: None,
+            created_at_us: 1,
+            started_at_us: 1,
+            phase: Phase::Starting,
+        };
+        let store: &dyn crate::ports::Store = &w.store;
+        if let Err(e) = store.commit(record.insert_ops()) {
+            panic!("{e:?}");
+        }
+    }
+
+    #[test]
+    fn a_start_left_half_way_is_completed_if_the_runtime_exists_and_removed_if_not() {
+        let w = World::new();
+        half_way(&w, "reached");
+        w.runtime.insert("reached", "running");
+        half_way(&w, "lost");
+        let summary = ok(w.admin().reconcile(OrphanPolicy::Stop, FOREVER));
+        assert_eq!(
+            (summary.completed, summary.removed, summary.orphans),
+            (1, 1, 0)
+        );
+        let reached = record(&w, "reached").unwrap_or_else(|| panic!("removed"));
+        assert_eq!(reached.phase, Phase::Started);
+        let key = w.runtime.key_of("reached").unwrap_or_default();
+        assert_eq!(reached.session_api_key_hash, Some(session_key::hash(&key)));
+        assert!(record(&w, "lost").is_none());
+        assert_eq!(ok(w.alice().get("reached")).status, Status::Running);
+    }
+
+    #[test]
+    fn a_start_that_may_still_be_running_is_not_touched() {
+        let w = World::new();
+        half_way(&w, "in-flight");
+        // Its start began after the threshold: its call may still be running.
+        let summary = ok(w.admin().reconcile(OrphanPolicy::Stop, 0));
+        assert_eq!((summary.completed, summary.removed), (0, 0));
+        assert!(record(&w, "in-flight").is_some());
+    }
+
+    #[test]
+    fn an_unknown_outcome_is_left_for_the_next_pass_and_a_failed_list_fails_the_pass() {
+        let w = World::new();
+        half_way(&w, "unknown");
+        w.runtime
+            .fault_times("GET /sessions/unknown", Fault::Status(503, "busy"), 3);
+        let summary = ok(w.admin().reconcile(OrphanPolicy::Stop, FOREVER));
+        assert_eq!(summary.failures.len(), 1, "{summary:?}");
+        assert!(record(&w, "unknown").is_some());
+
+        w.runtime.fault("GET /list", Fault::Status(500, "down"));
+        let err = w.admin().reconcile(OrphanPolicy::Stop, FOREVER).err();
+        assert!(
+            matches!(&err, Some(Error::Upstream(m)) if m.contains("GET /list") && m.contains("500")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn users_cannot_reconcile() {
+        let w = World::new();
+        assert!(matches!(
+            w.alice().reconcile(OrphanPolicy::Stop, 0),
+            Err(Error::Unauthorized(_))
+        ));
+    }
+}
+
+// ---- retries ----
+
+mod retries {
+    use super::*;
+    use crate::runtime::client::{BACKOFF_MS, READ_ATTEMPTS};
+
+    #[test]
+    fn a_transient_read_failure_is_retried_with_growing_jittered_waits() {
+        let w = World::new();
+        let id = start(&w, Some("alice"));
+        w.runtime.clear_requests();
+        w.runtime
+            .fault("GET /sessions/", Fault::Status(503, "busy"));
+        w.runtime.fault(
+            "GET /sessions/",
+            Fault::Transport(HttpError::Connect("refused".into())),
+        );
+        assert_eq!(ok(w.alice().get(&id)).status, Status::Running);
+        assert_eq!(w.runtime.count("GET /sessions/"), 3);
+        let sleeps = w.env.sleeps.borrow().clone();
+        assert_eq!(sleeps.len(), 2);
+        assert!(
+            (BACKOFF_MS / 2..=BACKOFF_MS).contains(&sleeps[0]),
+            "{sleeps:?}"
+        );
+        assert!(
+            (BACKOFF_MS..=2 * BACKOFF_MS).contains(&sleeps[1]),
+            "{sleeps:?}"
+        );
+    }
+
+    #[test]
+    fn a_429_waits_for_a_short_retry_after_and_gives_up_on_a_long_one() {
+        let w = World::new();
+        let id = start(&w, Some("alice"));
+        w.runtime.fault("GET /sessions/", Fault::TooMany(1));
+        assert_eq!(ok(w.alice().get(&id)).status, Status::Running);
+        assert_eq!(w.env.sleeps.borrow().as_slice(), &[1_000]);
+
+        w.runtime.fault("GET /sessions/", Fault::TooMany(60));
+        let info = ok(w.alice().get(&id));
+        assert_eq!(info.status, Status::Missing);
+        assert!(
+            info.status_detail
+                .as_deref()
+                .is_some_and(|d| d.contains("HTTP 429")),
+            "{info:?}"
+        );
+        assert_eq!(w.env.sleeps.borrow().len(), 1, "no second wait");
+    }
+
+    #[test]
+    fn timeouts_500s_and_unreadable_answers_are_not_retried() {
+        let w = World::new();
+        let id = start(&w, Some("alice"));
+        for fault in [
+            Fault::Transport(HttpError::Timeout),
+            Fault::Status(500, "bug"),
+            Fault::Body("not json"),
+        ] {
+            w.runtime.clear_requests();
+            w.runtime.fault("GET /sessions/", fault.clone());
+            assert_eq!(ok(w.alice().get(&id)).status, Status::Missing, "{fault:?}");
+            assert_eq!(w.runtime.count("GET /sessions/"), 1, "{fault:?}");
+        }
+        assert!(w.env.sleeps.borrow().is_empty());
+    }
+
+    #[test]
+    fn writes_are_never_repeated() {
+        let w = World::new();
+        let id = start(&w, Some("alice"));
+        for (key, action) in [
+            ("POST /pause", "pause"),
+            ("POST /resume", "resume"),
+            ("POST /stop", "delete"),
+        ] {
+            w.runtime.clear_requests();
+            w.runtime.fault(key, Fault::Status(503, "busy"));
+            let result = match action {
+                "pause" => w.alice().pause(&id),
+                "resume" => w.alice().resume(&id),
+                _ => w.alice().delete(&id),
+            };
+            assert!(
+                matches!(result, Err(Error::Upstream(_))),
+                "{action}: {result:?}"
+            );
+            assert_eq!(w.runtime.count(key), 1, "{action}");
+        }
+        w.runtime.clear_requests();
+        w.runtime.fault("POST /start", Fault::Status(503, "busy"));
+        w.runtime.fault_times(
+            "GET /sessions/",
+            Fault::Status(503, "busy"),
+            READ_ATTEMPTS as usize,
+        );
+        assert!(w.alice().start(None, Some("once")).is_err());
+        assert_eq!(w.runtime.count("POST /start"), 1);
+    }
 }

@@ -27,10 +27,7 @@ fn hex(id: &str) -> String {
 }
 
 fn answer(status: u16, body: Value) -> Response {
-    Response {
-        status,
-        body: body.to_string().into_bytes(),
-    }
+    Response::new(status, body.to_string().into_bytes())
 }
 
 fn query_param(query: &str, name: &str) -> Option<String> {

@@ -10,6 +10,8 @@ pub struct FakeEnv {
     pub now_us: Cell<i64>,
     next_random: Cell<u128>,
     pub logs: RefCell<Vec<LogLine>>,
+    /// Every backoff asked for, in milliseconds (the clock moves by as much).
+    pub sleeps: RefCell<Vec<u64>>,
 }
 
 impl Default for FakeEnv {
@@ -18,6 +20,7 @@ impl Default for FakeEnv {
             now_us: Cell::new(1_795_677_201_000_000),
             next_random: Cell::new(1),
             logs: RefCell::new(Vec::new()),
+            sleeps: RefCell::new(Vec::new()),
         }
     }
 }
@@ -53,6 +56,12 @@ impl Env for FakeEnv {
                 .wrapping_add(1442695040888963407),
         );
         n.to_be_bytes()
+    }
+
+    fn sleep_ms(&self, ms: u64) {
+        self.sleeps.borrow_mut().push(ms);
+        self.now_us
+            .set(self.now_us.get() + i64::try_from(ms).unwrap_or(0) * 1_000);
     }
 
     fn log(&self, level: Level, message: &str, fields: &[(&str, &str)]) {

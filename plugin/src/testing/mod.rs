@@ -73,10 +73,7 @@ impl Http for World {
     fn send(&self, request: Request) -> Result<Response, HttpError> {
         if request.url.starts_with(HOOKS_URL) {
             self.hooks.borrow_mut().push(request);
-            return Ok(Response {
-                status: self.hook_status.get(),
-                body: Vec::new(),
-            });
+            return Ok(Response::new(self.hook_status.get(), Vec::new()));
         }
         if let Some(answer) = self.agents.handle(&request) {
             return answer;

@@ -13,6 +13,8 @@ pub enum Fault {
     Status(u16, &'static str),
     /// Answer 200 with this raw body without acting.
     Body(&'static str),
+    /// Answer 429 with `Retry-After: <seconds>` without acting.
+    TooMany(u64),
     /// Fail in transport without acting.
     Transport(HttpError),
     /// Act, then lose the answer (the request was delivered).
@@ -54,6 +56,14 @@ impl FakeRuntimeApi {
 
     pub fn fault(&self, key: &str, fault: Fault) {
         self.faults.borrow_mut().push((key.to_owned(), fault));
+    }
+
+    /// The same fault for the next `n` matching requests: enough to outlast the
+    /// retries of a read.
+    pub fn fault_times(&self, key: &str, fault: Fault, n: usize) {
+        for _ in 0..n {
+            self.fault(key, fault.clone());
+        }
     }
 
     /// Requests whose `METHOD /path?query` starts with `prefix`.
@@ -222,10 +232,7 @@ impl FakeRuntimeApi {
 }
 
 fn answer(status: u16, body: Value) -> Response {
-    Response {
-        status,
-        body: body.to_string().into_bytes(),
-    }
+    Response::new(status, body.to_string().into_bytes())
 }
 
 impl Http for FakeRuntimeApi {
@@ -253,14 +260,17 @@ impl Http for FakeRuntimeApi {
             hit.map(|i| faults.remove(i).1)
         };
         match fault {
-            Some(Fault::Status(status, body)) => Ok(Response {
-                status,
-                body: body.as_bytes().to_vec(),
-            }),
-            Some(Fault::Body(body)) => Ok(Response {
-                status: 200,
-                body: body.as_bytes().to_vec(),
-            }),
+            Some(Fault::Status(status, body)) => {
+                Ok(Response::new(status, body.as_bytes().to_vec()))
+            }
+            Some(Fault::Body(body)) => Ok(Response::new(200, body.as_bytes().to_vec())),
+            Some(Fault::TooMany(secs)) => {
+                let mut response = Response::new(429, b"slow down".to_vec());
+                response
+                    .headers
+                    .push(("retry-after".into(), secs.to_string()));
+                Ok(response)
+            }
             Some(Fault::Transport(e)) => Err(e),
             Some(Fault::ActThenFail(e)) => {
                 self.act(request.method, path, query, request.body.as_deref());
