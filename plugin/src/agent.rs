@@ -154,10 +154,19 @@ fn is_object(body: &[u8]) -> bool {
     body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
-/// An array of events as a webhook posts it, each event's exact bytes.
+/// An array of events as a webhook posts it, each event's exact bytes. Every
+/// element must be a JSON object (nested no deeper than JSON parsing allows): a
+/// batch with one that is not is refused whole, naming it, rather than half
+/// stored. (An object without an `id` is kept, by its digest.)
 pub fn parse_event_array(body: &[u8]) -> Result<Vec<&RawValue>, String> {
-    serde_json::from_slice::<Vec<&RawValue>>(body)
-        .map_err(|e| format!("expected a JSON array of events: {e}"))
+    let raws = serde_json::from_slice::<Vec<&RawValue>>(body)
+        .map_err(|e| format!("expected a JSON array of events: {e}"))?;
+    if let Some(i) = raws.iter().position(|raw| event_meta(raw).is_none()) {
+        return Err(format!(
+            "event {i} of the batch is not a JSON object (or is nested too deeply)"
+        ));
+    }
+    Ok(raws)
 }
 
 /// What sync needs to know of an event; the rest stays opaque.

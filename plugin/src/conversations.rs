@@ -79,7 +79,7 @@ impl Service<'_> {
                 Some(user) => (conv::BY_OWNER, schema::owner_prefix(Some(user))),
             },
         };
-        let (start, skip) = match paging::parse(page_id) {
+        let (start, skip) = match paging::parse(page_id).map_err(Error::InvalidInput)? {
             PageStart::First => (Bound::Included(prefix.clone()), 0),
             PageStart::After(k) => (Bound::Excluded([prefix.as_slice(), &k].concat()), 0),
             PageStart::Offset(n) => (

@@ -5,7 +5,8 @@
 //! it, as cheap on page 100 as on page 1. It carries no user: it is resolved inside
 //! the caller's own key range, so a cursor from someone else's listing reveals and
 //! reaches nothing. For old clients, a decimal page id is an offset (which costs
-//! what an offset costs). Anything unreadable starts from the beginning.
+//! what an offset costs). Anything else is refused: silently starting over would
+//! make a client that follows a mangled page id loop forever.
 
 /// Where a page starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,17 +20,25 @@ pub enum PageStart {
 
 const CURSOR_TAG: char = 'c';
 
-pub fn parse(page_id: Option<&str>) -> PageStart {
+/// Where the page `page_id` starts; an error, for the caller, when it is neither
+/// a cursor sandboxd issued nor a page offset.
+pub fn parse(page_id: Option<&str>) -> Result<PageStart, String> {
     let Some(page_id) = page_id.map(str::trim).filter(|p| !p.is_empty()) else {
-        return PageStart::First;
+        return Ok(PageStart::First);
     };
-    if let Some(hex) = page_id.strip_prefix(CURSOR_TAG) {
-        return decode_hex(hex).map_or(PageStart::First, PageStart::After);
-    }
-    match page_id.parse::<i64>() {
-        Ok(n) if n > 0 => PageStart::Offset(n as u64),
-        _ => PageStart::First,
-    }
+    let parsed = match page_id.strip_prefix(CURSOR_TAG) {
+        Some(hex) => decode_hex(hex).map(PageStart::After),
+        None => page_id.parse::<u64>().ok().map(|n| match n {
+            0 => PageStart::First,
+            n => PageStart::Offset(n),
+        }),
+    };
+    parsed.ok_or_else(|| {
+        let shown: String = page_id.chars().take(64).collect();
+        format!(
+            "page_id '{shown}' is neither a next_page_id this service returned nor a page offset"
+        )
+    })
 }
 
 /// The page id of the page after the item with this order key.
@@ -64,21 +73,27 @@ mod tests {
     #[test]
     fn cursors_round_trip() {
         let key = vec![0, 1, 0xab, 0xff, b'x'];
-        assert_eq!(parse(Some(&cursor(&key))), PageStart::After(key));
+        assert_eq!(parse(Some(&cursor(&key))), Ok(PageStart::After(key)));
     }
 
     #[test]
-    fn numbers_are_offsets_and_garbage_starts_over() {
-        assert_eq!(parse(None), PageStart::First);
-        assert_eq!(parse(Some("")), PageStart::First);
-        assert_eq!(parse(Some("0")), PageStart::First);
-        assert_eq!(parse(Some("250")), PageStart::Offset(250));
-        assert_eq!(parse(Some("-5")), PageStart::First);
-        assert_eq!(parse(Some("99999999999999999999999")), PageStart::First);
-        assert_eq!(parse(Some("garbage")), PageStart::First);
-        assert_eq!(parse(Some("czz")), PageStart::First);
-        assert_eq!(parse(Some("cabc")), PageStart::First);
-        assert_eq!(parse(Some("c")), PageStart::First);
-        assert_eq!(parse(Some("c\u{e9}\u{e9}")), PageStart::First);
+    fn numbers_are_offsets_and_anything_else_is_refused() {
+        assert_eq!(parse(None), Ok(PageStart::First));
+        assert_eq!(parse(Some("")), Ok(PageStart::First));
+        assert_eq!(parse(Some("0")), Ok(PageStart::First));
+        assert_eq!(parse(Some("250")), Ok(PageStart::Offset(250)));
+        for bad in [
+            "-5",
+            "99999999999999999999999",
+            "garbage",
+            "czz",
+            "cabc",
+            "c",
+            "1.5",
+            "c\u{e9}\u{e9}",
+        ] {
+            let err = parse(Some(bad)).err().unwrap_or_default();
+            assert!(err.contains("page_id"), "{bad}: {err}");
+        }
     }
 }

@@ -12,4 +12,5 @@ pub mod load;
 pub mod plugins;
 pub mod receiver;
 pub mod sandboxd;
+pub mod soak;
 pub mod swap;

@@ -117,9 +117,15 @@ impl Service<'_> {
         let record = self.get_callback(id)?;
         let limit = limit.clamp(1, 100) as usize;
         let prefix = schema_cb::attempts_prefix(&record.id);
-        let start = match paging::parse(page_id) {
+        let start = match paging::parse(page_id).map_err(Error::InvalidInput)? {
             PageStart::After(k) => Bound::Excluded([prefix.as_slice(), &k].concat()),
-            _ => Bound::Included(prefix.clone()),
+            PageStart::First => Bound::Included(prefix.clone()),
+            PageStart::Offset(_) => {
+                return Err(Error::InvalidInput(
+                    "delivery pages take the next_page_id of the previous page, not an offset"
+                        .into(),
+                ));
+            }
         };
         let end = schema::prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
         let rows = self.store.scan(Scan {

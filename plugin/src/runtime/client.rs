@@ -161,7 +161,10 @@ impl<'a> RuntimeApi<'a> {
 
     /// `POST /start`. `Ok(None)`: the runtime API accepted the start but its answer
     /// described no runtime.
-    pub fn start(&self, body: &StartRequest<'_>) -> Result<Option<Runtime>, RuntimeError> {
+    /// `POST /start`. A 2xx answer that does not describe the runtime (not JSON,
+    /// or no `runtime_id`) is a `Malformed` error: the start may have happened,
+    /// and only a lookup can tell.
+    pub fn start(&self, body: &StartRequest<'_>) -> Result<Runtime, RuntimeError> {
         let call = "POST /start".to_owned();
         let json = serde_json::to_vec(body).map_err(|e| RuntimeError {
             call: call.clone(),
@@ -170,9 +173,14 @@ impl<'a> RuntimeApi<'a> {
         })?;
         let request = self.request(Method::Post, "/start").json(json);
         let response = success(&call, self.send(&call, request)?, 1)?;
-        Ok(serde_json::from_slice::<MaybeRuntime>(&response.body)
-            .ok()
-            .and_then(|m| m.0))
+        parse::<MaybeRuntime>(&call, &response.body)?
+            .0
+            .filter(|r| r.runtime_id.is_some())
+            .ok_or_else(|| RuntimeError {
+                call,
+                cause: Cause::Malformed("the answer describes no runtime (no runtime_id)".into()),
+                attempts: 1,
+            })
     }
 
     pub fn pause(&self, runtime_id: &str) -> Result<Action, RuntimeError> {
@@ -197,8 +205,16 @@ impl<'a> RuntimeApi<'a> {
             return Ok(Action::NotFound);
         }
         let response = success(&call, response, 1)?;
+        // An empty answer is a plain "done". One that is not JSON at all came from
+        // something other than the runtime API (a proxy's page), so it is no proof
+        // the action happened: a `/stop` taken for done on such an answer would
+        // forget a runtime that still runs.
+        if response.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Action::Done(None));
+        }
+        let answer: serde_json::Value = parse(&call, &response.body)?;
         Ok(Action::Done(
-            serde_json::from_slice::<MaybeRuntime>(&response.body)
+            serde_json::from_value::<MaybeRuntime>(answer)
                 .ok()
                 .and_then(|m| m.0),
         ))

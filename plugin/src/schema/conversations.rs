@@ -163,7 +163,7 @@ pub fn sandbox_prefix(sandbox_id: &str) -> Vec<u8> {
 }
 
 /// The canonical key of a conversation id, or none for an id that cannot be one
-/// (empty, too long, or with characters unsafe in a URL path).
+/// (empty, too long, `.` or `..`, or with characters unsafe in a URL path).
 pub fn key_of(id: &str) -> Option<String> {
     let id = id.trim();
     let hex: String = id.chars().filter(|c| *c != '-').collect();
@@ -171,6 +171,8 @@ pub fn key_of(id: &str) -> Option<String> {
         return Some(hex.to_ascii_lowercase());
     }
     let ok = !id.is_empty()
+        && id != "."
+        && id != ".."
         && id.len() <= MAX_ID_LEN
         && id
             .bytes()

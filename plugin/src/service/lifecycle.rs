@@ -56,8 +56,7 @@ impl Service<'_> {
             .runtime()
             .start(&StartRequest::new(spec, self.settings, &id))
         {
-            // The start was accepted; if the answer described no runtime, ask for it.
-            Ok(runtime) => runtime.or_else(|| self.runtime().get(&id).ok().flatten()),
+            Ok(runtime) => Some(runtime),
             Err(e) => self.recover_failed_start(&record, e)?,
         };
         let key_hash = runtime

@@ -200,18 +200,25 @@ fn a_start_in_unknown_state_keeps_the_record_so_no_runtime_is_orphaned() {
 }
 
 #[test]
-fn an_unreadable_start_answer_is_completed_by_a_lookup() {
+fn an_unreadable_start_answer_is_settled_by_a_lookup() {
+    // A 200 with junk and nothing done: the lookup finds nothing, so the start
+    // failed and its record goes.
     let w = World::new();
-    w.runtime
-        .fault("POST /start", Fault::ActThenFail(HttpError::Timeout));
-    // (covered above) — here: the runtime answers 200 with junk after acting.
-    let w2 = World::new();
-    drop(w);
-    w2.runtime.fault("POST /start", Fault::Body("not json"));
-    // A 200 with junk and no action: the lookup finds nothing, the sandbox is MISSING.
-    let info = ok(w2.alice().start(None, Some("sb")));
-    assert_eq!(info.status, Status::Missing);
-    assert_eq!(record(&w2, "sb").map(|r| r.phase), Some(Phase::Started));
+    w.runtime.fault("POST /start", Fault::Body("not json"));
+    let err = w.alice().start(None, Some("sb")).err();
+    assert!(
+        matches!(&err, Some(Error::Upstream(m)) if m.contains("unreadable body")),
+        "{err:?}"
+    );
+    assert_eq!(record(&w, "sb"), None);
+
+    // A 200 that describes no runtime, while the runtime did start: found.
+    let w = World::new();
+    w.runtime.fault("POST /start", Fault::Body("{}"));
+    w.runtime.insert("sb", "running");
+    let info = ok(w.alice().start(None, Some("sb")));
+    assert_eq!(info.status, Status::Running);
+    assert_eq!(record(&w, "sb").map(|r| r.phase), Some(Phase::Started));
 }
 
 #[test]
@@ -431,7 +438,7 @@ fn a_deep_page_scans_no_more_than_the_first() {
 }
 
 #[test]
-fn numeric_page_ids_are_offsets_and_garbage_starts_over() {
+fn numeric_page_ids_are_offsets_and_garbage_is_refused() {
     let w = World::new();
     let mut ids = start_many(&w, Some("alice"), 30);
     ids.reverse();
@@ -440,8 +447,11 @@ fn numeric_page_ids_are_offsets_and_garbage_starts_over() {
     assert_eq!(got, ids[10..15].to_vec());
     assert!(page.next_page_id.is_some());
     for junk in ["-3", "abc", "c0", "czzzz", "😀"] {
-        let page = ok(w.alice().search(Some(junk), 5));
-        assert_eq!(page.items[0].id, ids[0], "{junk}");
+        let err = w.alice().search(Some(junk), 5).err();
+        assert!(
+            matches!(&err, Some(Error::InvalidInput(m)) if m.contains("page_id")),
+            "{junk}: {err:?}"
+        );
     }
     assert!(ok(w.alice().search(Some("1000"), 5)).items.is_empty());
 }
@@ -653,6 +663,26 @@ fn a_stop_answering_404_or_a_vanished_runtime_still_deletes() {
     ok(w.admin().delete(&b));
     assert!(record(&w, &b).is_none());
     assert_eq!(w.runtime.count("POST /stop"), 0);
+}
+
+#[test]
+fn a_stop_answered_with_something_other_than_json_keeps_the_sandbox() {
+    // A proxy's error page with a 200 is no proof the runtime stopped: keeping
+    // the record (a visible MISSING at worst) beats forgetting a running runtime.
+    let w = World::new();
+    let id = start(&w, None);
+    w.runtime
+        .fault("POST /stop", Fault::Body("<html>maintenance</html>"));
+    let err = w.admin().delete(&id).err();
+    assert!(
+        matches!(&err, Some(Error::Upstream(m)) if m.contains("not deleted") && m.contains("unreadable")),
+        "{err:?}"
+    );
+    assert!(record(&w, &id).is_some());
+    // An empty 200 is a plain "done".
+    w.runtime.fault("POST /stop", Fault::Body(""));
+    ok(w.admin().delete(&id));
+    assert!(record(&w, &id).is_none());
 }
 
 // ---- max_num_sandboxes ----

@@ -365,7 +365,9 @@ fn webhook_authentication_and_ownership() {
 fn events_without_ids_are_stored_once_by_digest() {
     let w = World::new();
     let (_, _, key) = sandbox_with_agent(&w, None);
-    let batch = json!([{"kind": "X", "timestamp": "2026-11-26T07:00:01", "n": 1}, 5, {"kind": "X", "n": 2}]).to_string();
+    let batch =
+        json!([{"kind": "X", "timestamp": "2026-11-26T07:00:01", "n": 1}, {"kind": "X", "n": 2}])
+            .to_string();
     assert_eq!(
         ok(w.admin().ingest_events(&key, CONV_A, batch.as_bytes())).new_events,
         2
@@ -373,6 +375,13 @@ fn events_without_ids_are_stored_once_by_digest() {
     assert_eq!(
         ok(w.admin().ingest_events(&key, CONV_A, batch.as_bytes())).new_events,
         0
+    );
+    // Anything but objects is refused, whole, naming the element.
+    let bad = json!([{"kind": "X", "n": 3}, 5]).to_string();
+    let err = w.admin().ingest_events(&key, CONV_A, bad.as_bytes()).err();
+    assert!(
+        matches!(&err, Some(Error::InvalidInput(m)) if m.contains("event 1")),
+        "{err:?}"
     );
 }
 

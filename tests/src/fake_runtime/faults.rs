@@ -58,6 +58,9 @@ pub struct Fault {
     pub path_prefix: Option<String>,
     /// How many more requests it applies to; `None` means forever.
     pub times: Option<usize>,
+    /// Apply to a matching request only with probability 1/n (seeded, so a run
+    /// is repeatable): a background fault rate for load tests.
+    pub one_in: Option<u32>,
     /// What it does.
     pub action: FaultAction,
 }
@@ -71,6 +74,7 @@ impl Fault {
             method: None,
             path_prefix: None,
             times: None,
+            one_in: None,
             action,
         }
     }
@@ -128,6 +132,12 @@ impl Fault {
         self
     }
 
+    /// Apply to each matching request with probability `1/n` (`n` ≥ 1).
+    pub fn one_in(mut self, n: u32) -> Fault {
+        self.one_in = Some(n.max(1));
+        self
+    }
+
     /// Apply to the next matching request only.
     pub fn once(self) -> Fault {
         self.times(1)
@@ -172,6 +182,18 @@ pub(crate) enum Outcome {
 #[derive(Debug, Default)]
 pub(crate) struct FaultSet {
     faults: Vec<Fault>,
+    /// How many dice were rolled for `one_in` faults: the seed of the next roll.
+    rolls: u64,
+    /// How many requests met a fault (a delay or an answer).
+    applied: u64,
+}
+
+/// A well-mixed pseudo-random number from a counter (splitmix64).
+fn splitmix64(n: u64) -> u64 {
+    let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 impl FaultSet {
@@ -183,6 +205,11 @@ impl FaultSet {
 
     pub fn clear(&mut self) {
         self.faults.clear();
+    }
+
+    /// How many requests met at least one fault so far.
+    pub fn applied(&self) -> u64 {
+        self.applied
     }
 
     /// Decides the fate of one request and uses up the faults that matched it.
@@ -198,7 +225,17 @@ impl FaultSet {
                 index += 1;
                 continue;
             }
+            if let Some(n) = fault.one_in {
+                self.rolls += 1;
+                if splitmix64(self.rolls) % u64::from(n) != 0 {
+                    index += 1;
+                    continue;
+                }
+            }
             let action = fault.action.clone();
+            if plan.delay.is_zero() {
+                self.applied += 1;
+            }
             if let Some(times) = fault.times.as_mut() {
                 *times -= 1;
             }
@@ -256,6 +293,16 @@ mod tests {
 
         // `times(0)` never applies.
         assert!(matches!(set.plan("POST", "/stop").outcome, Outcome::Normal));
+    }
+
+    #[test]
+    fn a_one_in_n_fault_applies_to_about_that_share_of_requests() {
+        let mut set = FaultSet::default();
+        set.push(Fault::status(503, "").one_in(100));
+        let hits = (0..100_000)
+            .filter(|_| matches!(set.plan("GET", "/list").outcome, Outcome::Respond(503, _)))
+            .count();
+        assert!((800..1200).contains(&hits), "{hits} of 100000");
     }
 
     #[test]

@@ -257,6 +257,11 @@ impl FakeRuntime {
         lock(&self.shared.faults).push(fault);
     }
 
+    /// How many requests met a fault since start.
+    pub fn faults_applied(&self) -> u64 {
+        lock(&self.shared.faults).applied()
+    }
+
     /// Removes every pending fault.
     pub fn clear_faults(&self) {
         lock(&self.shared.faults).clear();
