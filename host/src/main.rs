@@ -1,30 +1,13 @@
 //! `sandboxd`: the sandbox control plane for AI agents.
 //!
-//! The binary is plumbing around a WebAssembly plugin that holds the logic:
-//! - [`config`]: TOML + environment → a validated configuration;
-//! - [`engine`], [`plugin`]: wasmtime, the component, per-call isolation;
-//! - [`imports`]: what the plugin may use (HTTP, storage, user, log, settings);
-//! - [`storage`]: redb behind the WIT storage interface;
-//! - [`api`]: the HTTP API the app talks to.
-
-mod api;
-mod bindings;
-mod config;
-mod egress;
-mod engine;
-mod host_key;
-mod imports;
-mod local_runtime;
-mod plugin;
-mod plugin_cmd;
-mod serve;
-mod storage;
-mod sync;
+//! The command line over the `sandboxd` library (`src/lib.rs`), which holds the
+//! host's modules.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use sandboxd::{config, plugin_cmd, serve};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]

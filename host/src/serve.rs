@@ -41,7 +41,10 @@ pub async fn assemble(config: &Config) -> anyhow::Result<Parts> {
             config.data_dir.display()
         )
     })?;
-    let store = RedbStore::open(&config.data_dir.join("sandboxd.redb"))?;
+    let store = RedbStore::open(
+        &config.data_dir.join("sandboxd.redb"),
+        config.store_cache_bytes,
+    )?;
     let host_key = HostKey::open(&config.data_dir)
         .with_context(|| format!("cannot open the host key in {}", config.data_dir.display()))?;
     let (local, runtime) = match &config.runtime.api_url {

@@ -88,45 +88,74 @@ impl Service<'_> {
             ),
         };
         let end = schema::prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
-        let rows = self.store.scan(Scan {
-            table,
-            start,
-            end,
-            reverse: false,
-            limit: u32::try_from(skip.saturating_add(limit + 1)).unwrap_or(u32::MAX),
-        })?;
-        let order_keys: Vec<&[u8]> = rows
-            .iter()
-            .skip(skip)
-            .map(|(k, _)| &k[prefix.len().min(k.len())..])
-            .collect();
-        let has_more = order_keys.len() > limit;
-        let page_keys = &order_keys[..order_keys.len().min(limit)];
-        let keys: Vec<Vec<u8>> = page_keys
-            .iter()
-            .filter_map(|k| schema::id_of_order_key(k))
-            .map(|k| k.as_bytes().to_vec())
-            .collect();
-        let values = if keys.is_empty() {
-            Vec::new()
-        } else {
-            self.store.get_many(conv::CONVERSATIONS, &keys)?
-        };
-        let mut items = Vec::with_capacity(values.len());
-        let mut ids = Vec::with_capacity(values.len());
-        for bytes in values.into_iter().flatten() {
-            let record = ConversationRecord::decode(&bytes)?;
-            if record.visible_to(self.caller()) {
+        // Only conversations the caller may see count, for the page, the offset
+        // and the cursor: an index range can hold other users' entries (a deleted
+        // sandbox's id reused, or a sandbox filter on someone else's old id), and
+        // a cursor taken from one of them would name their conversation.
+        let mut low = start;
+        let mut skip_left = skip;
+        let mut items = Vec::with_capacity(limit);
+        let mut ids = Vec::with_capacity(limit);
+        let mut last_key: Option<Vec<u8>> = None;
+        let mut has_more = false;
+        let batch = u32::try_from(limit + 1).unwrap_or(u32::MAX);
+        'scan: loop {
+            let rows = self.store.scan(Scan {
+                table,
+                start: low.clone(),
+                end: end.clone(),
+                reverse: false,
+                limit: batch,
+            })?;
+            let Some((last_row, _)) = rows.last() else {
+                break;
+            };
+            low = Bound::Excluded(last_row.clone());
+            let full = rows.len() == batch as usize;
+            let order_keys: Vec<&[u8]> = rows
+                .iter()
+                .map(|(k, _)| &k[prefix.len().min(k.len())..])
+                .collect();
+            let keys: Vec<Vec<u8>> = order_keys
+                .iter()
+                .map(|k| {
+                    schema::id_of_order_key(k)
+                        .unwrap_or_default()
+                        .as_bytes()
+                        .to_vec()
+                })
+                .collect();
+            let values = self.store.get_many(conv::CONVERSATIONS, &keys)?;
+            for (order_key, bytes) in order_keys.iter().zip(values) {
+                let Some(bytes) = bytes else { continue };
+                let record = ConversationRecord::decode(&bytes)?;
+                if !record.visible_to(self.caller()) {
+                    continue;
+                }
+                if skip_left > 0 {
+                    skip_left -= 1;
+                    continue;
+                }
+                if items.len() == limit {
+                    has_more = true;
+                    break 'scan;
+                }
                 items.push(record.to_json().to_string());
                 ids.push(record.id);
+                last_key = Some(order_key.to_vec());
+            }
+            if !full {
+                break;
             }
         }
         Ok(JsonPage {
             items,
             ids,
-            next_page_id: has_more
-                .then(|| page_keys.last().map(|k| paging::cursor(k)))
-                .flatten(),
+            next_page_id: if has_more {
+                last_key.as_deref().map(paging::cursor)
+            } else {
+                None
+            },
         })
     }
 
@@ -155,6 +184,11 @@ impl Service<'_> {
         }
         // Where the page starts: at an event (inclusive) or after one.
         let position = |event_id: &str| -> Result<Option<Vec<u8>>> {
+            // No stored event has a longer id (longer ones are kept by digest),
+            // and its lookup key would exceed the store's key limit.
+            if event_id.len() > events::MAX_EVENT_ID {
+                return Ok(None);
+            }
             let Some(time) = self
                 .store
                 .get(EVENT_IDS, &events::event_id_key(&key, event_id))?
@@ -274,5 +308,41 @@ fn tighter_high(a: Bound, b: Bound) -> Bound {
         (Some(x), Some(y)) if x < y || (x == y && matches!(a, Bound::Excluded(_))) => a,
         (None, _) | (Some(_), Some(_)) => b,
         (Some(_), None) => a,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EventQuery;
+    use crate::testing::World;
+
+    const CONV: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+
+    #[test]
+    fn event_page_ids_longer_than_any_event_id_are_unknown_ids() {
+        // Caught by the page_ids fuzz target: the lookup of a 2,000-character
+        // page id went to storage with a key past its limit, a 500.
+        let w = World::new();
+        let sandbox = w
+            .alice()
+            .start(None, None)
+            .map(|s| s.id)
+            .unwrap_or_default();
+        let key = w.runtime.key_of(&sandbox).unwrap_or_default();
+        let batch = r#"[{"id": "e1", "kind": "MessageEvent", "timestamp": "2026-11-26T07:00:01"},
+                        {"id": "e2", "kind": "MessageEvent", "timestamp": "2026-11-26T07:00:02"}]"#;
+        let stored = w.admin().ingest_events(&key, CONV, batch.as_bytes());
+        assert_eq!(stored.map(|s| s.new_events), Ok(2));
+        let long = "e".repeat(2000);
+        let page = w.alice().search_events(
+            CONV,
+            &EventQuery {
+                page_id: Some(long.clone()),
+                after_event_id: Some(long),
+                limit: 10,
+                ..EventQuery::default()
+            },
+        );
+        assert_eq!(page.map(|p| p.ids), Ok(vec!["e1".into(), "e2".into()]));
     }
 }

@@ -624,10 +624,10 @@ pub async fn run(plan: Plan) -> Report {
         let samples = samples.clone();
         tokio::spawn(async move {
             while Instant::now() < deadline {
-                if let Some(kib) = rss_kib(pid, "VmRSS:") {
-                    if let Ok(mut s) = samples.lock() {
-                        s.push((started.elapsed(), kib));
-                    }
+                if let Some(kib) = rss_kib(pid, "VmRSS:")
+                    && let Ok(mut s) = samples.lock()
+                {
+                    s.push((started.elapsed(), kib));
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
@@ -684,7 +684,7 @@ pub async fn run(plan: Plan) -> Report {
         }
         report.expected_errors += o.expected;
         report.unexpected_errors += o.unexpected;
-        report.unexpected_samples.extend(o.samples.drain(..));
+        report.unexpected_samples.append(&mut o.samples);
     }
     for l in report.latencies.values_mut() {
         l.sort();

@@ -10,6 +10,11 @@ pub const LISTEN: &str = "127.0.0.1:3000";
 /// Relative to the working directory, like a project-local cache.
 pub const DATA_DIR: &str = ".sandboxd";
 
+/// The store's page cache. redb's own default (1 GiB) would let the resident
+/// size grow with the data for a long time; 64 MiB holds the hot part (indexes,
+/// recent events) of a store of millions of events.
+pub const STORE_CACHE_MB: usize = 64;
+
 /// Upstream default.
 pub const RESOURCE_FACTOR: u8 = 1;
 /// Upstream default.

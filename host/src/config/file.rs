@@ -13,6 +13,8 @@ pub struct FileConfig {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub web_url: Option<String>,
+    /// MiB of redb page cache.
+    pub store_cache_mb: Option<i64>,
     #[serde(default)]
     pub runtime: RuntimeFile,
     #[serde(default)]
@@ -151,6 +153,10 @@ pub const ENV_VARS: &[EnvVar] = &[
         key: "web_url",
     },
     EnvVar {
+        name: "SANDBOXD_STORE_CACHE_MB",
+        key: "store_cache_mb",
+    },
+    EnvVar {
         name: "SANDBOXD_RUNTIME_API_URL",
         key: "runtime.api_url",
     },
@@ -229,6 +235,9 @@ impl FileConfig {
         if let Some(v) = get("SANDBOXD_WEB_URL") {
             // An empty value unsets it, so a deployment can turn webhooks off.
             self.web_url = Some(v).filter(|v| !v.trim().is_empty());
+        }
+        if let Some(v) = int("SANDBOXD_STORE_CACHE_MB", &mut errors) {
+            self.store_cache_mb = Some(v);
         }
         if let Some(v) = get("SANDBOXD_RUNTIME_API_URL") {
             self.runtime.api_url = Some(v);

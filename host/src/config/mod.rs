@@ -21,6 +21,8 @@ pub use secret::Secret;
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// redb's page cache: what the store may keep in memory.
+    pub store_cache_bytes: usize,
     /// Public URL of this service, without a trailing slash.
     pub web_url: Option<String>,
     pub runtime: RuntimeConfig,
@@ -236,6 +238,17 @@ pub fn validate(raw: FileConfig) -> Result<Config, ConfigError> {
     if data_dir.as_os_str().is_empty() {
         err(format!("{}: must not be empty", name("data_dir")));
     }
+    let store_cache_bytes = match raw.store_cache_mb {
+        None => defaults::STORE_CACHE_MB << 20,
+        Some(mb @ 1..=65536) => (mb as usize) << 20,
+        Some(mb) => {
+            err(format!(
+                "{}: {mb} is out of range; use 1 to 65536 (MiB)",
+                name("store_cache_mb")
+            ));
+            defaults::STORE_CACHE_MB << 20
+        }
+    };
     let web_url = raw.web_url.as_deref().and_then(|u| {
         parse_base_url(u)
             .map_err(|e| err(format!("{}: {e}", name("web_url"))))
@@ -353,6 +366,7 @@ pub fn validate(raw: FileConfig) -> Result<Config, ConfigError> {
         Ok(Config {
             listen,
             data_dir,
+            store_cache_bytes,
             web_url,
             runtime,
             specs,
@@ -700,10 +714,11 @@ fn seconds(
 ) -> Duration {
     match value {
         None => default,
-        Some(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => Duration::from_secs_f64(s),
+        // At least a millisecond: anything shorter is zero to the timers it sets.
+        Some(s) if s.is_finite() && (0.001..=86_400.0).contains(&s) => Duration::from_secs_f64(s),
         Some(s) => {
             err(format!(
-                "{key}: {s} is out of range; use a number of seconds above 0 and up to 86400"
+                "{key}: {s} is out of range; use a number of seconds from 0.001 up to 86400"
             ));
             default
         }
@@ -711,7 +726,9 @@ fn seconds(
 }
 
 /// An absolute `http`/`https` URL with a host and no query or fragment, returned
-/// without its trailing slash (paths are appended to it).
+/// as parsed (so what is used is what was checked: a lenient spelling such as
+/// `http:host` or one with a tab in it is written out in full), without its
+/// trailing slash (paths are appended to it).
 fn parse_base_url(raw: &str) -> Result<String, String> {
     let trimmed = raw.trim();
     let url = url::Url::parse(trimmed).map_err(|e| format!("'{raw}' is not a valid URL ({e})"))?;
@@ -724,7 +741,7 @@ fn parse_base_url(raw: &str) -> Result<String, String> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err(format!("'{raw}' must not have a query or fragment"));
     }
-    Ok(trimmed.trim_end_matches('/').to_owned())
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 /// `IP:PORT`, or `localhost:PORT`.

@@ -47,6 +47,18 @@ fn defaults_follow_upstream() {
         "ghcr.io/openhands/agent-server:latest-python"
     );
     assert_eq!(c.specs[0].working_dir, "/workspace/project");
+    assert_eq!(c.store_cache_bytes, 64 << 20);
+}
+
+#[test]
+fn the_store_cache_is_bounded_and_settable() {
+    let c = load(MINIMAL, &[("SANDBOXD_STORE_CACHE_MB", "16")]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.store_cache_bytes, 16 << 20);
+    let e = errors(&format!("store_cache_mb = 0\n{MINIMAL}"), &[]);
+    assert!(
+        e.contains("store_cache_mb (SANDBOXD_STORE_CACHE_MB)"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -330,4 +342,31 @@ fn the_plugin_egress_and_budgets_are_configurable_and_checked() {
         e.contains("plugin.poll_http_requests: 0 is out of range"),
         "{e}"
     );
+}
+
+#[test]
+fn urls_are_kept_as_parsed_and_timeouts_are_at_least_a_millisecond() {
+    // Found by the config fuzz target: `http:host` and URLs with a tab inside
+    // were accepted and then used as written, and `call_timeout = 1e-10` became
+    // a zero timeout.
+    let c = load(
+        "web_url = \"http:app.example/\"\n",
+        &[
+            ("SANDBOXD_RUNTIME_API_URL", "https://run\ttime.example/api/"),
+            ("SANDBOXD_RUNTIME_API_KEY", "k"),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.web_url.as_deref(), Some("http://app.example"));
+    assert_eq!(
+        c.runtime.api_url.as_deref(),
+        Some("https://runtime.example/api")
+    );
+    let e = errors("[plugin]\ncall_timeout = 1e-10\n", &[]);
+    assert!(
+        e.contains("plugin.call_timeout: 0.0000000001 is out of range"),
+        "{e}"
+    );
+    let c = load("[plugin]\ncall_timeout = 0.001\n", &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.plugin.call_timeout, Duration::from_millis(1));
 }

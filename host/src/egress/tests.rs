@@ -11,13 +11,13 @@ fn policy(rules: &[&str], dir: &std::path::Path) -> EgressPolicy {
         .collect();
     // A store just dropped may still be closing on its writer thread.
     let path = dir.join("egress.redb");
-    let mut store = RedbStore::open(&path);
+    let mut store = RedbStore::open(&path, 64 << 20);
     for _ in 0..100 {
         if store.is_ok() {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
-        store = RedbStore::open(&path);
+        store = RedbStore::open(&path, 64 << 20);
     }
     let store = store.unwrap_or_else(|e| panic!("{e}"));
     EgressPolicy::new(rules, "http://127.0.0.1:4000", store).unwrap_or_else(|e| panic!("{e}"))

@@ -85,16 +85,21 @@ fn backend(e: impl std::fmt::Display) -> StorageError {
 }
 
 impl RedbStore {
-    pub fn open(path: &Path) -> Result<RedbStore, OpenError> {
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => {
-                OpenError::InUse(path.display().to_string())
-            }
-            source => OpenError::Other {
-                path: path.display().to_string(),
-                source,
-            },
-        })?;
+    /// Open (or create) the store at `path`, keeping at most `cache_bytes` of
+    /// its pages in memory.
+    pub fn open(path: &Path, cache_bytes: usize) -> Result<RedbStore, OpenError> {
+        let db = redb::Builder::new()
+            .set_cache_size(cache_bytes)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    OpenError::InUse(path.display().to_string())
+                }
+                source => OpenError::Other {
+                    path: path.display().to_string(),
+                    source,
+                },
+            })?;
         let db = Arc::new(db);
         let (tx, rx) = std_mpsc::channel::<Job>();
         let writer_db = db.clone();

@@ -14,7 +14,7 @@ use crate::ports::{Level, StoreError};
 use crate::runtime::client::Action;
 use crate::runtime::start::StartRequest;
 use crate::runtime::{Runtime, RuntimeError};
-use crate::schema::{Phase, SandboxRecord};
+use crate::schema::{self, Phase, SandboxRecord};
 use crate::{session_key, specs};
 
 impl Service<'_> {
@@ -30,6 +30,12 @@ impl Service<'_> {
             }
             None => self.new_id(),
         };
+        // A taken id is refused before the limit is enforced, so that a start
+        // that cannot happen pauses nothing. (The insert below still checks, for
+        // a start racing this one.)
+        if self.store.get(schema::SANDBOXES, id.as_bytes())?.is_some() {
+            return Err(taken(&id));
+        }
         self.enforce_limit(None);
 
         let now = self.env.now_micros();
@@ -44,11 +50,7 @@ impl Service<'_> {
         };
         match self.store.commit(record.insert_ops()) {
             Ok(()) => {}
-            Err(StoreError::Conflict(_)) => {
-                return Err(Error::Conflict(format!(
-                    "a sandbox with id '{id}' already exists"
-                )));
-            }
+            Err(StoreError::Conflict(_)) => return Err(taken(&id)),
             Err(e) => return Err(e.into()),
         }
 
@@ -226,6 +228,10 @@ impl Service<'_> {
     fn new_id(&self) -> String {
         base62::encode(u128::from_be_bytes(self.env.random_16()))
     }
+}
+
+fn taken(id: &str) -> Error {
+    Error::Conflict(format!("a sandbox with id '{id}' already exists"))
 }
 
 fn upstream(e: RuntimeError) -> Error {

@@ -688,6 +688,19 @@ fn a_stop_answered_with_something_other_than_json_keeps_the_sandbox() {
 // ---- max_num_sandboxes ----
 
 #[test]
+fn a_start_with_a_taken_id_pauses_nothing() {
+    // Found by tests/tests/isolation.rs: the limit was enforced before the id
+    // was found taken.
+    let mut w = World::new();
+    w.settings.max_num_sandboxes = 1;
+    let bobs = start(&w, Some("bob"));
+    let alices = start(&w, Some("alice"));
+    let err = w.bob().start(None, Some(&alices)).err();
+    assert!(matches!(err, Some(Error::Conflict(_))), "{err:?}");
+    assert_eq!(ok(w.bob().get(&bobs)).status, Status::Running);
+}
+
+#[test]
 fn the_limit_pauses_the_oldest_running_sandboxes_first() {
     let mut w = World::new();
     w.settings.max_num_sandboxes = 3;

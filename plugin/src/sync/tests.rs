@@ -386,6 +386,40 @@ fn events_without_ids_are_stored_once_by_digest() {
 }
 
 #[test]
+fn a_deleted_or_reused_sandbox_id_leaks_no_conversation_through_paging() {
+    // Found by tests/tests/isolation.rs: a cursor taken from a hidden row named
+    // another user's conversation.
+    let w = World::new();
+    let (alice_sb, _, alice_key) = sandbox_with_agent(&w, Some("alice"));
+    let batch = json!([event("e1", "2026-11-26T07:00:01", "MessageEvent")]).to_string();
+    for conv in [CONV_A, CONV_B] {
+        ok(w.admin().ingest_events(&alice_key, conv, batch.as_bytes()));
+    }
+    ok(w.alice().delete(&alice_sb));
+    let page = ok(w.bob().search_conversations(Some(&alice_sb), None, 1));
+    assert!(
+        page.items.is_empty() && page.next_page_id.is_none(),
+        "{page:?}"
+    );
+    // Alice still pages through both, one at a time.
+    let first = ok(w.alice().search_conversations(Some(&alice_sb), None, 1));
+    assert_eq!(first.items.len(), 1);
+    let next = first.next_page_id.unwrap_or_default();
+    let second = ok(w
+        .alice()
+        .search_conversations(Some(&alice_sb), Some(&next), 1));
+    assert_eq!(second.items.len(), 1);
+    assert_eq!(second.next_page_id, None);
+    // Bob takes the freed id: the old conversations stay Alice's, unseen.
+    ok(w.bob().start(None, Some(&alice_sb)));
+    let page = ok(w.bob().search_conversations(Some(&alice_sb), None, 1));
+    assert!(
+        page.items.is_empty() && page.next_page_id.is_none(),
+        "{page:?}"
+    );
+}
+
+#[test]
 fn conversations_and_events_are_scoped_to_their_owner() {
     let w = World::new();
     let (alice_sb, _, alice_key) = sandbox_with_agent(&w, Some("alice"));

@@ -6,6 +6,27 @@ use crate::ports::{Bound, Entry, Op, Scan, Store, StoreError};
 
 type Table = BTreeMap<Vec<u8>, Vec<u8>>;
 
+/// The host's largest key (`host/src/storage/mod.rs`): longer ones are refused
+/// as `invalid`, here as there.
+const MAX_KEY_BYTES: usize = 1024;
+
+fn check_key(key: &[u8]) -> Result<(), StoreError> {
+    if key.len() > MAX_KEY_BYTES {
+        return Err(StoreError::Invalid(format!(
+            "key of {} bytes exceeds {MAX_KEY_BYTES}",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+fn check_bound(bound: &Bound) -> Result<(), StoreError> {
+    match bound {
+        Bound::Unbounded => Ok(()),
+        Bound::Included(k) | Bound::Excluded(k) => check_key(k),
+    }
+}
+
 /// The storage contract in memory.
 #[derive(Default)]
 pub struct MemStore {
@@ -66,6 +87,7 @@ fn ordered(start: &Bound, end: &Bound) -> bool {
 
 impl Store for MemStore {
     fn get(&self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        check_key(key)?;
         Ok(self.raw_get(table, key))
     }
 
@@ -74,10 +96,13 @@ impl Store for MemStore {
         table: &'static str,
         keys: &[Vec<u8>],
     ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        keys.iter().try_for_each(|k| check_key(k))?;
         Ok(keys.iter().map(|k| self.raw_get(table, k)).collect())
     }
 
     fn scan(&self, scan: Scan) -> Result<Vec<Entry>, StoreError> {
+        check_bound(&scan.start)?;
+        check_bound(&scan.end)?;
         let tables = self.tables.borrow();
         let Some(table) = tables.get(scan.table) else {
             return Ok(Vec::new());
@@ -106,6 +131,15 @@ impl Store for MemStore {
         if self.fail_commits.get() > 0 {
             self.fail_commits.set(self.fail_commits.get() - 1);
             return Err(StoreError::Backend("injected failure".into()));
+        }
+        for op in &ops {
+            match op {
+                Op::Put { key, .. }
+                | Op::Delete { key, .. }
+                | Op::RequireAbsent { key, .. }
+                | Op::RequirePresent { key, .. }
+                | Op::RequireValue { key, .. } => check_key(key)?,
+            }
         }
         for (i, op) in ops.iter().enumerate() {
             let ok = match op {

@@ -227,7 +227,7 @@ impl FaultSet {
             }
             if let Some(n) = fault.one_in {
                 self.rolls += 1;
-                if splitmix64(self.rolls) % u64::from(n) != 0 {
+                if !splitmix64(self.rolls).is_multiple_of(u64::from(n)) {
                     index += 1;
                     continue;
                 }

@@ -18,7 +18,8 @@ fn key(table: &str, key: &[u8]) -> KeyRef {
 
 fn open() -> (tempfile::TempDir, RedbStore) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let store = RedbStore::open(&dir.path().join("db.redb")).unwrap_or_else(|e| panic!("{e}"));
+    let store =
+        RedbStore::open(&dir.path().join("db.redb"), 64 << 20).unwrap_or_else(|e| panic!("{e}"));
     (dir, store)
 }
 
@@ -188,14 +189,17 @@ async fn commits_survive_reopening_and_a_second_opener_is_refused() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("db.redb");
     {
-        let store = RedbStore::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        let store = RedbStore::open(&path, 64 << 20).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(store.commit(vec![put("t", b"k", b"v")]).await, Ok(()));
-        assert!(matches!(RedbStore::open(&path), Err(OpenError::InUse(_))));
+        assert!(matches!(
+            RedbStore::open(&path, 64 << 20),
+            Err(OpenError::InUse(_))
+        ));
     }
     // The writer thread holds the database until its channel closes.
     let mut reopened = None;
     for _ in 0..100 {
-        match RedbStore::open(&path) {
+        match RedbStore::open(&path, 64 << 20) {
             Ok(s) => {
                 reopened = Some(s);
                 break;
