@@ -232,7 +232,7 @@ struct ClientOutcome {
     unknown_starts: Vec<String>,
 }
 
-struct Client1 {
+struct LoadClient {
     http: Client,
     base: String,
     key: String,
@@ -252,7 +252,7 @@ fn client_key(i: usize) -> String {
 
 const ADMIN_KEY: &str = "load-admin-key-0123456789abcdef";
 
-impl Client1 {
+impl LoadClient {
     async fn call(
         &mut self,
         op: Op,
@@ -636,7 +636,7 @@ pub async fn run(plan: Plan) -> Report {
 
     let mut workers = Vec::with_capacity(plan.clients);
     for index in 0..plan.clients {
-        let mut client = Client1 {
+        let mut client = LoadClient {
             http: http.clone(),
             base: sd.url().to_owned(),
             key: client_key(index),

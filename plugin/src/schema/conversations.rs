@@ -213,6 +213,39 @@ mod tests {
     }
 
     #[test]
+    fn the_raw_info_keeps_its_numbers_through_storage() {
+        // Found by the webhook_bodies fuzz target: `0.000…0001` (1e-126) was
+        // parsed one bit off, stored as 1.0000000000000001e-126, and read back
+        // as yet another number.
+        let text = format!(
+            r#"{{"id": "c", "stats": {{"cost": 0.{}1}}}}"#,
+            "0".repeat(125)
+        );
+        let info: Value = serde_json::from_str(&text).unwrap_or_default();
+        assert_eq!(info["stats"]["cost"].as_f64(), Some(1e-126));
+        let record = ConversationRecord {
+            id: "c".into(),
+            sandbox_id: "sb".into(),
+            created_by_user_id: None,
+            title: None,
+            execution_status: None,
+            status_at_us: 0,
+            llm_model: None,
+            stats: None,
+            metrics: None,
+            tags: None,
+            created_at: None,
+            updated_at: None,
+            raw: Some(info.clone()),
+            max_event_us: None,
+            event_count: 0,
+            order_us: 0,
+        };
+        let stored = ConversationRecord::decode(&record.encode()).map(|r| r.raw);
+        assert_eq!(stored, Ok(Some(info)));
+    }
+
+    #[test]
     fn other_ids_are_kept_if_safe() {
         assert_eq!(key_of("conv-1").as_deref(), Some("conv-1"));
         assert_eq!(key_of("a/b"), None);
