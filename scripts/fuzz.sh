@@ -6,9 +6,9 @@
 #
 # Each target starts from its committed seeds (fuzz/corpus/<target>/, never
 # written to) and from what earlier runs found (fuzz/target/corpus/<target>/,
-# where new inputs go). An input that crashes a target (a panic, a failed
-# assertion, a sanitizer report, a timeout) is saved under
-# fuzz/artifacts/<target>/; the script then says where, and exits with 1.
+# where new inputs go; delete it to start afresh). An input that crashes a
+# target (a panic, a failed assertion, a sanitizer report, a timeout) is saved
+# under fuzz/artifacts/<target>/; the script then says where, and exits with 1.
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz --locked`). It runs on stable Rust:
 # RUSTC_BOOTSTRAP=1 lets stable take the unstable flags cargo-fuzz passes

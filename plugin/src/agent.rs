@@ -166,6 +166,13 @@ pub fn parse_event_array(body: &[u8]) -> Result<Vec<&RawValue>, String> {
             "event {i} of the batch is not a JSON object (or is nested too deeply)"
         ));
     }
+    let max = crate::schema::events::MAX_EVENT_BYTES;
+    if let Some(i) = raws.iter().position(|raw| raw.get().len() > max) {
+        return Err(format!(
+            "event {i} of the batch is {} bytes; events of up to {max} bytes are kept",
+            raws[i].get().len()
+        ));
+    }
     Ok(raws)
 }
 

@@ -145,6 +145,11 @@ fn cases(sandbox: &str, session_key: &str) -> Vec<Case> {
     use Want::*;
     let long = "a".repeat(10_000);
     let huge_query = format!("/api/v1/sandboxes?{}", "id=x&".repeat(20_000));
+    let huge_event = format!(
+        r#"[{{"id": "big", "kind": "x", "payload": "{}"}}]"#,
+        "x".repeat(1 << 20)
+    )
+    .into_bytes();
     let mut c = vec![
         // Ids in paths.
         get("long id", &format!("/api/v1/sandboxes/{long}"), Refused),
@@ -485,6 +490,14 @@ fn cases(sandbox: &str, session_key: &str) -> Vec<Case> {
             &[("X-Session-API-Key", session_key.as_bytes())],
             br#"[{"kind": "x"}]"#,
             Harmless,
+        ),
+        case(
+            "webhook: an event larger than the store keeps",
+            "POST",
+            "/api/v1/webhooks/events/00000000000040008000000000000001",
+            &[("X-Session-API-Key", session_key.as_bytes())],
+            &huge_event,
+            Refused,
         ),
         case(
             "webhook: events deep",

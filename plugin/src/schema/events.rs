@@ -48,6 +48,12 @@ pub fn split_event_key(key: &[u8], prefix_len: usize) -> Option<(i64, &str)> {
     Some((time, id))
 }
 
+/// The largest event the store keeps: an event is one value, and the host's
+/// storage refuses values over 1 MiB (`wit/storage.wit`). A larger one is
+/// refused by a webhook and skipped (with a warning) by a poll, so that it
+/// cannot fail the commit of everything else.
+pub const MAX_EVENT_BYTES: usize = 1 << 20;
+
 /// Store one new event: both entries, and the precondition that it is new.
 pub fn insert_ops(conversation_key: &str, time_us: i64, event_id: &str, raw: &[u8]) -> [Op; 3] {
     let id_key = event_id_key(conversation_key, event_id);

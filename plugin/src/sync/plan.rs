@@ -235,6 +235,17 @@ impl Service<'_> {
                 );
                 continue;
             };
+            if raw.get().len() > events::MAX_EVENT_BYTES {
+                self.log(
+                    Level::Warn,
+                    "skipped an event larger than the store keeps",
+                    &[
+                        ("conversation", key),
+                        ("bytes", &raw.get().len().to_string()),
+                    ],
+                );
+                continue;
+            }
             let id = event_id(&meta, raw);
             if !seen.insert(id.clone()) {
                 continue;

@@ -386,6 +386,43 @@ fn events_without_ids_are_stored_once_by_digest() {
 }
 
 #[test]
+fn an_event_too_large_to_store_is_refused_by_a_webhook_and_skipped_by_a_poll() {
+    // One event over the store's value limit used to fail the whole commit: a
+    // 500 for the webhook, and every poll cycle, for every sandbox, after it.
+    let w = World::new();
+    let (_, url, key) = sandbox_with_agent(&w, Some("alice"));
+    let batch = json!([
+        event("e1", "2026-11-26T07:00:01", "MessageEvent"),
+        huge_event()
+    ])
+    .to_string();
+    let err = w
+        .admin()
+        .ingest_events(&key, CONV_A, batch.as_bytes())
+        .err();
+    assert!(
+        matches!(&err, Some(Error::InvalidInput(m)) if m.contains("event 1") && m.contains("bytes")),
+        "{err:?}"
+    );
+    w.agents.add_conversation(&url, CONV_B, "running");
+    w.agents.add_event(&url, CONV_B, huge_event());
+    w.agents.add_event(
+        &url,
+        CONV_B,
+        event("e2", "2026-11-26T07:00:03", "MessageEvent"),
+    );
+    let summary = ok(w.admin().poll());
+    assert!(summary.failures.is_empty(), "{:?}", summary.failures);
+    assert_eq!(summary.new_events, 1);
+}
+
+fn huge_event() -> Value {
+    let mut e = event("big", "2026-11-26T07:00:02", "ObservationEvent");
+    e["payload"] = json!("x".repeat(1 << 20));
+    e
+}
+
+#[test]
 fn a_deleted_or_reused_sandbox_id_leaks_no_conversation_through_paging() {
     // Found by tests/tests/isolation.rs: a cursor taken from a hidden row named
     // another user's conversation.

@@ -6,9 +6,10 @@ use crate::ports::{Bound, Entry, Op, Scan, Store, StoreError};
 
 type Table = BTreeMap<Vec<u8>, Vec<u8>>;
 
-/// The host's largest key (`host/src/storage/mod.rs`): longer ones are refused
-/// as `invalid`, here as there.
+/// The host's largest key and value (`host/src/storage/mod.rs`): larger ones
+/// are refused as `invalid`, here as there.
 const MAX_KEY_BYTES: usize = 1024;
+const MAX_VALUE_BYTES: usize = 1 << 20;
 
 fn check_key(key: &[u8]) -> Result<(), StoreError> {
     if key.len() > MAX_KEY_BYTES {
@@ -133,6 +134,14 @@ impl Store for MemStore {
             return Err(StoreError::Backend("injected failure".into()));
         }
         for op in &ops {
+            if let Op::Put { value, .. } = op
+                && value.len() > MAX_VALUE_BYTES
+            {
+                return Err(StoreError::Invalid(format!(
+                    "value of {} bytes exceeds {MAX_VALUE_BYTES}",
+                    value.len()
+                )));
+            }
             match op {
                 Op::Put { key, .. }
                 | Op::Delete { key, .. }
