@@ -23,4 +23,4 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::sandboxd::plugin::{callbacks, conversations, sandboxes, sync};
-pub use sandboxd::plugin::{http, log, settings, storage, types, user_context};
+pub use self::sandboxd::plugin::{http, log, settings, storage, types, user_context};
