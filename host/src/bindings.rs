@@ -22,5 +22,5 @@ wasmtime::component::bindgen!({
     additional_derives: [PartialEq, Eq],
 });
 
-pub use exports::sandboxd::plugin::{callbacks, conversations, sandboxes, sync};
 pub use self::sandboxd::plugin::{http, log, settings, storage, types, user_context};
+pub use exports::sandboxd::plugin::{callbacks, conversations, sandboxes, sync};

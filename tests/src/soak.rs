@@ -39,6 +39,25 @@ pub struct Plan {
     pub seed: u64,
 }
 
+impl Plan {
+    /// The default plan, shaped by `LOAD_SECS`, `LOAD_CLIENTS` and `LOAD_SEED`.
+    pub fn from_env() -> Plan {
+        let env_or = |name: &str, default: u64| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
+        let default = Plan::default();
+        Plan {
+            clients: env_or("LOAD_CLIENTS", default.clients as u64) as usize,
+            duration: Duration::from_secs(env_or("LOAD_SECS", default.duration.as_secs())),
+            seed: env_or("LOAD_SEED", default.seed),
+            ..default
+        }
+    }
+}
+
 impl Default for Plan {
     fn default() -> Plan {
         Plan {

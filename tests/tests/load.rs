@@ -4,25 +4,11 @@
 //! `load-test` binary runs the same thing against a release build and prints
 //! the README's table.
 
-use std::time::Duration;
-
 use sandboxd_tests::soak::{self, Plan};
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_load_with_faults_nothing_unexpected_fails_and_nothing_is_lost() {
-    let plan = Plan {
-        clients: env_or("LOAD_CLIENTS", 256) as usize,
-        duration: Duration::from_secs(env_or("LOAD_SECS", 60)),
-        seed: env_or("LOAD_SEED", 1),
-        ..Plan::default()
-    };
+    let plan = Plan::from_env();
     eprintln!("load test: {plan:?}");
     let report = soak::run(plan).await;
     eprintln!("{}", report.table());

@@ -7,25 +7,11 @@
 //!
 //! `LOAD_SECS` (60), `LOAD_CLIENTS` (256), `LOAD_SEED` (1) shape the run.
 
-use std::time::Duration;
-
 use sandboxd_tests::soak::{self, Plan};
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let plan = Plan {
-        clients: env_or("LOAD_CLIENTS", 256) as usize,
-        duration: Duration::from_secs(env_or("LOAD_SECS", 60)),
-        seed: env_or("LOAD_SEED", 1),
-        ..Plan::default()
-    };
+    let plan = Plan::from_env();
     eprintln!("load test: {plan:?}");
     let report = soak::run(plan).await;
     println!("{}", report.table());

@@ -1,0 +1,125 @@
+//! Reconciliation of the store with the runtime's `/list`: orphans, starts left half-way.
+
+use super::*;
+use crate::service::OrphanPolicy;
+
+const FOREVER: i64 = i64::MAX;
+
+#[test]
+fn an_orphan_runtime_is_stopped_and_recorded_sandboxes_are_left_alone() {
+    let w = World::new();
+    let kept = start(&w, Some("alice"));
+    w.runtime.insert("stray", "running");
+    let summary = ok(w.admin().reconcile(OrphanPolicy::Stop, 0));
+    assert_eq!(
+        (
+            summary.runtimes,
+            summary.records,
+            summary.orphans,
+            summary.stopped
+        ),
+        (2, 1, 1, 1)
+    );
+    assert_eq!(w.runtime.count("POST /stop"), 1);
+    assert!(w.runtime.runtime("stray").is_none());
+    assert!(w.runtime.runtime(&kept).is_some());
+    assert!(record(&w, &kept).is_some());
+}
+
+#[test]
+fn an_orphan_can_be_adopted_for_admins_or_kept() {
+    let w = World::new();
+    w.runtime.insert("stray", "running");
+    let summary = ok(w.admin().reconcile(OrphanPolicy::Keep, 0));
+    assert_eq!(
+        (summary.orphans, summary.stopped, summary.adopted),
+        (1, 0, 0)
+    );
+    assert!(record(&w, "stray").is_none());
+
+    let summary = ok(w.admin().reconcile(OrphanPolicy::Adopt, 0));
+    assert_eq!(summary.adopted, 1);
+    let adopted = record(&w, "stray").unwrap_or_else(|| panic!("not adopted"));
+    assert_eq!(adopted.created_by_user_id, None);
+    assert_eq!(adopted.phase, Phase::Started);
+    let key = w.runtime.key_of("stray").unwrap_or_default();
+    assert_eq!(adopted.session_api_key_hash, Some(session_key::hash(&key)));
+    assert!(matches!(w.alice().get("stray"), Err(Error::NotFound(_))));
+    assert_eq!(ok(w.admin().get("stray")).status, Status::Running);
+    // Nothing left to do the second time.
+    assert_eq!(ok(w.admin().reconcile(OrphanPolicy::Adopt, 0)).orphans, 0);
+}
+
+/// A record left in phase `starting`, as a crash between the record and the
+/// runtime's answer leaves it.
+fn half_way(w: &World, id: &str) {
+    let record = SandboxRecord {
+        id: id.into(),
+        created_by_user_id: Some("alice".into()),
+        sandbox_spec_id: "image:default".into(),
+        session_api_key_hash: None,
+        created_at_us: 1,
+        started_at_us: 1,
+        phase: Phase::Starting,
+    };
+    let store: &dyn crate::ports::Store = &w.store;
+    if let Err(e) = store.commit(record.insert_ops()) {
+        panic!("{e:?}");
+    }
+}
+
+#[test]
+fn a_start_left_half_way_is_completed_if_the_runtime_exists_and_removed_if_not() {
+    let w = World::new();
+    half_way(&w, "reached");
+    w.runtime.insert("reached", "running");
+    half_way(&w, "lost");
+    let summary = ok(w.admin().reconcile(OrphanPolicy::Stop, FOREVER));
+    assert_eq!(
+        (summary.completed, summary.removed, summary.orphans),
+        (1, 1, 0)
+    );
+    let reached = record(&w, "reached").unwrap_or_else(|| panic!("removed"));
+    assert_eq!(reached.phase, Phase::Started);
+    let key = w.runtime.key_of("reached").unwrap_or_default();
+    assert_eq!(reached.session_api_key_hash, Some(session_key::hash(&key)));
+    assert!(record(&w, "lost").is_none());
+    assert_eq!(ok(w.alice().get("reached")).status, Status::Running);
+}
+
+#[test]
+fn a_start_that_may_still_be_running_is_not_touched() {
+    let w = World::new();
+    half_way(&w, "in-flight");
+    // Its start began after the threshold: its call may still be running.
+    let summary = ok(w.admin().reconcile(OrphanPolicy::Stop, 0));
+    assert_eq!((summary.completed, summary.removed), (0, 0));
+    assert!(record(&w, "in-flight").is_some());
+}
+
+#[test]
+fn an_unknown_outcome_is_left_for_the_next_pass_and_a_failed_list_fails_the_pass() {
+    let w = World::new();
+    half_way(&w, "unknown");
+    w.runtime
+        .fault_times("GET /sessions/unknown", Fault::Status(503, "busy"), 3);
+    let summary = ok(w.admin().reconcile(OrphanPolicy::Stop, FOREVER));
+    assert_eq!(summary.failures.len(), 1, "{summary:?}");
+    assert!(record(&w, "unknown").is_some());
+
+    w.runtime.fault("GET /list", Fault::Status(500, "down"));
+    let err = w.admin().reconcile(OrphanPolicy::Stop, FOREVER).err();
+    assert!(
+        matches!(&err, Some(Error::Upstream(m)) if m.contains("GET /list") && m.contains("500")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn users_cannot_reconcile() {
+    let w = World::new();
+    assert!(matches!(
+        w.alice().reconcile(OrphanPolicy::Stop, 0),
+        Err(Error::Unauthorized(_))
+    ));
+}

@@ -1,0 +1,203 @@
+//! The query side: conversations and events, scoped to their owner, paged like the agent server.
+
+use super::*;
+
+#[test]
+fn a_deleted_or_reused_sandbox_id_leaks_no_conversation_through_paging() {
+    // Found by tests/tests/isolation.rs: a cursor taken from a hidden row named
+    // another user's conversation.
+    let w = World::new();
+    let (alice_sb, _, alice_key) = sandbox_with_agent(&w, Some("alice"));
+    let batch = json!([event("e1", "2026-11-26T07:00:01", "MessageEvent")]).to_string();
+    for conv in [CONV_A, CONV_B] {
+        ok(w.admin().ingest_events(&alice_key, conv, batch.as_bytes()));
+    }
+    ok(w.alice().delete(&alice_sb));
+    let page = ok(w.bob().search_conversations(Some(&alice_sb), None, 1));
+    assert!(
+        page.items.is_empty() && page.next_page_id.is_none(),
+        "{page:?}"
+    );
+    // Alice still pages through both, one at a time.
+    let first = ok(w.alice().search_conversations(Some(&alice_sb), None, 1));
+    assert_eq!(first.items.len(), 1);
+    let next = first.next_page_id.unwrap_or_default();
+    let second = ok(w
+        .alice()
+        .search_conversations(Some(&alice_sb), Some(&next), 1));
+    assert_eq!(second.items.len(), 1);
+    assert_eq!(second.next_page_id, None);
+    // Bob takes the freed id: the old conversations stay Alice's, unseen.
+    ok(w.bob().start(None, Some(&alice_sb)));
+    let page = ok(w.bob().search_conversations(Some(&alice_sb), None, 1));
+    assert!(
+        page.items.is_empty() && page.next_page_id.is_none(),
+        "{page:?}"
+    );
+}
+
+#[test]
+fn conversations_and_events_are_scoped_to_their_owner() {
+    let w = World::new();
+    let (alice_sb, _, alice_key) = sandbox_with_agent(&w, Some("alice"));
+    let (bob_sb, _, bob_key) = sandbox_with_agent(&w, Some("bob"));
+    let batch = json!([event("e1", "2026-11-26T07:00:01", "MessageEvent")]).to_string();
+    ok(w.admin()
+        .ingest_events(&alice_key, CONV_A, batch.as_bytes()));
+    ok(w.admin().ingest_events(&bob_key, CONV_B, batch.as_bytes()));
+    assert!(matches!(
+        w.bob().get_conversation(CONV_A),
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        w.bob().search_events(
+            CONV_A,
+            &EventQuery {
+                limit: 10,
+                ..Default::default()
+            }
+        ),
+        Err(Error::NotFound(_))
+    ));
+    let mine = ok(w.bob().search_conversations(None, None, 100));
+    assert_eq!(mine.ids, [CONV_B]);
+    assert!(
+        ok(w.bob().search_conversations(Some(&alice_sb), None, 100))
+            .items
+            .is_empty()
+    );
+    assert_eq!(
+        ok(w.bob().search_conversations(Some(&bob_sb), None, 100)).ids,
+        [CONV_B]
+    );
+    assert_eq!(
+        ok(w.admin().search_conversations(None, None, 100))
+            .items
+            .len(),
+        2
+    );
+    // Undashed ids work too.
+    assert!(
+        w.alice()
+            .get_conversation(&CONV_A.replace('-', "").to_uppercase())
+            .is_ok()
+    );
+}
+
+#[test]
+fn event_search_pages_filters_and_sorts_like_the_agent_server() {
+    let w = World::new();
+    let (_, _, key) = sandbox_with_agent(&w, None);
+    let events: Vec<Value> = (0..25)
+        .map(|i| {
+            event(
+                &format!("e{i:02}"),
+                &format!("2026-11-26T07:00:{i:02}"),
+                if i % 5 == 0 {
+                    "ActionEvent"
+                } else {
+                    "MessageEvent"
+                },
+            )
+        })
+        .rev()
+        .collect();
+    ok(w.admin()
+        .ingest_events(&key, CONV_A, Value::Array(events).to_string().as_bytes()));
+
+    let (page1, next) = event_ids(
+        &w,
+        None,
+        CONV_A,
+        EventQuery {
+            limit: 10,
+            ..Default::default()
+        },
+    );
+    assert_eq!(page1.first().map(String::as_str), Some("e00"));
+    assert_eq!(
+        next.as_deref(),
+        Some("e10"),
+        "next_page_id is the first event of the next page"
+    );
+    let (page2, _) = event_ids(
+        &w,
+        None,
+        CONV_A,
+        EventQuery {
+            limit: 10,
+            page_id: next,
+            ..Default::default()
+        },
+    );
+    assert_eq!(page2.first().map(String::as_str), Some("e10"));
+
+    let (desc, next) = event_ids(
+        &w,
+        None,
+        CONV_A,
+        EventQuery {
+            limit: 3,
+            descending: true,
+            ..Default::default()
+        },
+    );
+    assert_eq!(desc, ["e24", "e23", "e22"]);
+    assert_eq!(next.as_deref(), Some("e21"));
+
+    let (actions, _) = event_ids(
+        &w,
+        None,
+        CONV_A,
+        EventQuery {
+            kind: Some("ActionEvent".into()),
+            ..Default::default()
+        },
+    );
+    assert_eq!(actions, ["e00", "e05", "e10", "e15", "e20"]);
+    let (actions, next) = event_ids(
+        &w,
+        None,
+        CONV_A,
+        EventQuery {
+            limit: 2,
+            kind: Some("ActionEvent".into()),
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        (actions, next.as_deref()),
+        (vec!["e00".to_owned(), "e05".to_owned()], Some("e10"))
+    );
+
+    let (window, _) = event_ids(
+        &w,
+        None,
+        CONV_A,
+        EventQuery {
+            timestamp_gte: Some("2026-11-26T07:00:03Z".into()),
+            timestamp_lt: Some("2026-11-26T09:00:06+02:00".into()),
+            ..Default::default()
+        },
+    );
+    assert_eq!(window, ["e03", "e04", "e05"]);
+    let (after, _) = event_ids(
+        &w,
+        None,
+        CONV_A,
+        EventQuery {
+            after_event_id: Some("e22".into()),
+            ..Default::default()
+        },
+    );
+    assert_eq!(after, ["e23", "e24"]);
+    let bad = w.admin().search_events(
+        CONV_A,
+        &EventQuery {
+            limit: 5,
+            timestamp_gte: Some("soon".into()),
+            ..Default::default()
+        },
+    );
+    assert!(matches!(bad, Err(Error::InvalidInput(_))));
+}
