@@ -20,6 +20,7 @@ pub mod host_key;
 pub mod imports;
 // Crate-private: its process supervision is reached only through `serve`.
 mod local_runtime;
+pub mod metrics;
 pub mod plugin;
 pub mod plugin_cmd;
 pub mod serve;

@@ -15,6 +15,7 @@ use crate::engine::EngineHandle;
 use crate::host_key::HostKey;
 use crate::imports::{Budget, HttpImport, Services, plugin_settings};
 use crate::local_runtime::{Endpoint, LocalRuntime};
+use crate::metrics;
 use crate::plugin::{CallLimits, EMBEDDED_PLUGIN, HostOptions, PluginHost};
 use crate::storage::RedbStore;
 use crate::sync::{Changes, Poller, Reconciler, run_deliveries, run_poller, run_reconciler};
@@ -30,6 +31,7 @@ pub struct Parts {
     pub local: Option<LocalRuntime>,
     pub host_key: HostKey,
     pub egress: Arc<EgressPolicy>,
+    pub store: RedbStore,
 }
 
 /// The engine, the shared services, the runtime and the plugin of `config` (the
@@ -79,7 +81,7 @@ pub async fn assemble(config: &Config) -> anyhow::Result<Parts> {
     let services = Arc::new(Services {
         http: HttpImport::new(config, &runtime, host_key.clone(), egress.clone())
             .context("cannot set up the HTTP client")?,
-        store,
+        store: store.clone(),
         settings: plugin_settings(config, &runtime.url, &now),
     });
 
@@ -104,6 +106,7 @@ pub async fn assemble(config: &Config) -> anyhow::Result<Parts> {
         local,
         host_key,
         egress,
+        store,
     })
 }
 
@@ -136,14 +139,17 @@ fn host_options(config: &Config) -> HostOptions {
 }
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    metrics::install().context("cannot set up the metrics recorder")?;
     let Parts {
         engine,
         plugin,
         local,
         host_key,
         egress,
+        store,
     } = assemble(&config).await?;
     let current = plugin.current();
+    metrics::plugin_serving(None, (&current.plugin_version, &current.contract_version));
     tracing::info!(
         plugin = &*current.plugin_version,
         contract = %current.contract_version,
@@ -188,8 +194,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         poller: poller.clone(),
         reconciler,
         egress,
+        store,
         watching: _watcher.is_some(),
     });
+    let (router, _doc) = api::app(state, &config.auth)?;
     if config.polls() {
         let interval = Duration::from_secs(u64::from(config.runtime.polling_interval_secs));
         tokio::spawn(run_poller(poller, interval));
@@ -207,7 +215,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // this one line on standard output.
     println!("sandboxd listening on http://{addr}");
 
-    api::serve(listener, state, shutdown_signal(), SHUTDOWN_GRACE).await;
+    api::serve(listener, router, shutdown_signal(), SHUTDOWN_GRACE).await;
     if let Some(local) = local {
         local.shutdown().await;
     }

@@ -40,7 +40,38 @@ pub struct EventQuery {
     pub descending: bool,
 }
 
+/// Where a live event stream starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamStart {
+    /// The conversation's id as sync reports it among changed conversations.
+    pub conversation_id: String,
+    /// Send the events after this one; none: from the first.
+    pub after_event_id: Option<String>,
+}
+
 impl Service<'_> {
+    /// Where a stream of `id` starts: after `last_event_id` when the client
+    /// resumes, otherwise after the newest event stored now (so a new stream
+    /// carries what arrives from then on, not the history).
+    pub fn stream_start(&self, id: &str, last_event_id: Option<&str>) -> Result<StreamStart> {
+        let conversation = self.visible_conversation(id)?;
+        let after_event_id = match last_event_id.map(str::trim).filter(|l| !l.is_empty()) {
+            Some(last) => Some(last.to_owned()),
+            None => {
+                let newest = EventQuery {
+                    limit: 1,
+                    descending: true,
+                    ..EventQuery::default()
+                };
+                self.search_events(id, &newest)?.ids.into_iter().next()
+            }
+        };
+        Ok(StreamStart {
+            conversation_id: conversation.id,
+            after_event_id,
+        })
+    }
+
     /// The conversation `id` if the caller may see it.
     pub(crate) fn visible_conversation(&self, id: &str) -> Result<ConversationRecord> {
         let not_found = || Error::NotFound(format!("conversation '{id}' not found"));
@@ -64,6 +95,10 @@ impl Service<'_> {
     ) -> Result<JsonPage> {
         let limit = limit.clamp(1, 100) as usize;
         let (table, prefix) = match sandbox_id {
+            // No sandbox has such an id (its index key would not even fit).
+            Some(sandbox) if !crate::service::is_valid_id(sandbox) => {
+                return Ok(JsonPage::default());
+            }
             Some(sandbox) => {
                 // All conversations of a sandbox belong to its owner: another
                 // user's sandbox lists nothing, without reading any of them.
@@ -79,7 +114,7 @@ impl Service<'_> {
                 Some(user) => (conv::BY_OWNER, schema::owner_prefix(Some(user))),
             },
         };
-        let (start, skip) = match paging::parse(page_id).map_err(Error::InvalidInput)? {
+        let (start, skip) = match paging::parse(page_id) {
             PageStart::First => (Bound::Included(prefix.clone()), 0),
             PageStart::After(k) => (Bound::Excluded([prefix.as_slice(), &k].concat()), 0),
             PageStart::Offset(n) => (

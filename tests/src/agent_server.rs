@@ -284,6 +284,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::fake_llm::FakeLlm;
+use crate::venv::{Venv, find_python312};
 
 /// The pinned agent server release.
 pub const AGENT_SERVER_VERSION: &str = "1.58.2";
@@ -299,244 +300,33 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
 // ---- The venv -----------------------------------------------------------------------
 
-/// Where the venv lives: `SANDBOXD_AGENT_VENV`, else `<target dir>/agent-server-venv`
-/// (the cargo target directory the test executable was built in).
+/// The venv of the agent server: `SANDBOXD_AGENT_VENV`, else
+/// `<target dir>/agent-server-venv`, made with Python 3.12.
+pub const VENV: Venv = Venv {
+    dir_name: "agent-server-venv",
+    dir_override: "SANDBOXD_AGENT_VENV",
+    requirement: AGENT_SERVER_REQUIREMENT,
+    marker: VENV_MARKER,
+    base_python: find_python312,
+    help: "The real OpenHands agent server needs Python 3.12 (e.g. `pyenv install 3.12`, or \
+           PYTHON312=/path/to/python3.12) and PyPI the first time (~750 MB, about a minute); \
+           scripts/agent-server-venv.sh makes the venv ahead of time, or point \
+           SANDBOXD_AGENT_VENV at a venv that has openhands-agent-server==1.58.2.",
+};
+
+/// Where the venv lives.
 pub fn venv_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("SANDBOXD_AGENT_VENV").filter(|dir| !dir.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    target_dir().join("agent-server-venv")
+    VENV.dir()
 }
 
-/// The cargo target directory: the nearest ancestor of the test executable holding
-/// cargo's `CACHEDIR.TAG` (target/<profile>/deps/<test> → target), else
-/// `CARGO_TARGET_DIR`, else two levels above the executable's directory.
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
-    if let Some(dir) = exe
-        .ancestors()
-        .skip(1)
-        .find(|dir| dir.join("CACHEDIR.TAG").is_file())
-    {
-        return dir.to_path_buf();
-    }
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR").filter(|dir| !dir.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    dir.pop();
-    dir
-}
-
-/// The venv's Python, after making sure the agent server is installed in it: if the
-/// venv is not marked complete, takes an exclusive lock on `<venv>.lock` (the same
-/// lock `scripts/agent-server-venv.sh` takes), creates the venv with Python 3.12 if
-/// needed, `pip install`s [`AGENT_SERVER_REQUIREMENT`] (a no-op without network
-/// when it is already installed) and marks it complete. Parallel tests and processes
-/// install once. Needs PyPI the first time (~1 minute, ~750 MB).
+/// The venv's Python, after making sure the agent server is installed in it
+/// (see [`crate::venv`]).
 ///
 /// # Panics
 /// With instructions if Python 3.12 cannot be found or the install fails.
 pub fn venv_python() -> PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(ensure_venv).clone()
-}
-
-fn ensure_venv() -> PathBuf {
-    let venv = venv_dir();
-    let python = venv.join("bin").join("python");
-    let marker = venv.join(VENV_MARKER);
-    if marker.is_file() && python.exists() {
-        return python;
-    }
-    if let Some(parent) = venv.parent() {
-        fs::create_dir_all(parent)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", parent.display()));
-    }
-    let lock_path = PathBuf::from(format!("{}.lock", venv.display()));
-    let lock = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .unwrap_or_else(|e| panic!("cannot open {}: {e}", lock_path.display()));
-    lock.lock()
-        .unwrap_or_else(|e| panic!("cannot lock {}: {e}", lock_path.display()));
-    // Someone else may have finished while we waited for the lock.
-    if marker.is_file() && python.exists() {
-        return python;
-    }
-    if !python.exists() {
-        if venv.exists() {
-            // Only ever delete a half-made venv, never a directory someone named by
-            // mistake in SANDBOXD_AGENT_VENV.
-            let empty = fs::read_dir(&venv).is_ok_and(|mut entries| entries.next().is_none());
-            assert!(
-                empty || venv.join("pyvenv.cfg").is_file(),
-                "{} exists but is no venv (no bin/python, no pyvenv.cfg): remove it or \
-                 point SANDBOXD_AGENT_VENV elsewhere",
-                venv.display()
-            );
-            fs::remove_dir_all(&venv).unwrap_or_else(|e| {
-                panic!("cannot remove the broken venv {}: {e}", venv.display())
-            });
-        }
-        let base = find_python312().unwrap_or_else(|tried| {
-            panic!(
-                "the real OpenHands agent server needs Python 3.12, and none was found.\n\
-                 Tried: {tried}.\n\
-                 Install Python 3.12 (e.g. `pyenv install 3.12`), or point PYTHON312 at a \
-                 python3.12 binary, or point SANDBOXD_AGENT_VENV at a venv that has \
-                 {AGENT_SERVER_REQUIREMENT} (scripts/agent-server-venv.sh creates one)."
-            )
-        });
-        eprintln!(
-            "agent server: creating the venv {} with {}",
-            venv.display(),
-            base.display()
-        );
-        run(
-            Command::new(&base).arg("-m").arg("venv").arg(&venv),
-            "python3.12 -m venv",
-        );
-    }
-    eprintln!(
-        "agent server: pip install {AGENT_SERVER_REQUIREMENT} into {} (the first time \
-         this downloads ~750 MB from PyPI and takes about a minute)",
-        venv.display()
-    );
-    run(
-        Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--progress-bar", "off"])
-            .arg(AGENT_SERVER_REQUIREMENT)
-            .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
-            .env("PIP_NO_INPUT", "1"),
-        "pip install",
-    );
-    fs::write(
-        &marker,
-        format!("{AGENT_SERVER_REQUIREMENT}\n{}\n", python.display()),
-    )
-    .unwrap_or_else(|e| panic!("cannot write {}: {e}", marker.display()));
-    drop(lock);
-    python
-}
-
-fn run(command: &mut Command, what: &str) {
-    let status = command
-        .stdin(Stdio::null())
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
-    assert!(
-        status.success(),
-        "{what} failed ({status}). Without network, create the venv ahead of time with \
-         scripts/agent-server-venv.sh (or set SANDBOXD_AGENT_VENV to an existing one)."
-    );
-}
-
-/// A Python 3.12 interpreter: `PYTHON312` (any Python ≥ 3.12 it names), else
-/// `python3.12` on `PATH`, else `<pyenv root>/versions/3.12*/bin/python3.12` (the
-/// newest). Each candidate is run to check its version. `Err` lists what was tried.
-pub fn find_python312() -> Result<PathBuf, String> {
-    let mut tried = Vec::new();
-    if let Some(python) = std::env::var_os("PYTHON312").filter(|p| !p.is_empty()) {
-        let python = PathBuf::from(python);
-        if python_version(&python).is_some_and(|(major, minor)| major == 3 && minor >= 12) {
-            return Ok(python);
-        }
-        tried.push(format!(
-            "PYTHON312={} (not a Python ≥ 3.12)",
-            python.display()
-        ));
-    } else {
-        tried.push("PYTHON312 (unset)".to_owned());
-    }
-    let is_312 = |python: &Path| python_version(python) == Some((3, 12));
-    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
-        let python = dir.join("python3.12");
-        if python.is_file() {
-            if is_312(&python) {
-                return Ok(python);
-            }
-            tried.push(format!("{} (does not run)", python.display()));
-        }
-    }
-    tried.push("python3.12 on PATH".to_owned());
-    let root = pyenv_root();
-    let versions = root.join("versions");
-    let mut found: Vec<PathBuf> = fs::read_dir(&versions)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter(|entry| entry.file_name().to_string_lossy().starts_with("3.12"))
-                .map(|entry| entry.path().join("bin").join("python3.12"))
-                .filter(|python| python.is_file())
-                .collect()
-        })
-        .unwrap_or_default();
-    // Newest patch release first ("3.12.10" after "3.12.9").
-    found.sort_by_key(|python| {
-        let version = python
-            .parent()
-            .and_then(Path::parent)
-            .and_then(Path::file_name)
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        version
-            .split('.')
-            .map(|part| part.parse::<u32>().unwrap_or(0))
-            .collect::<Vec<_>>()
-    });
-    for python in found.into_iter().rev() {
-        if is_312(&python) {
-            return Ok(python);
-        }
-    }
-    tried.push(format!("{}/3.12*/bin/python3.12", versions.display()));
-    Err(tried.join(", "))
-}
-
-fn pyenv_root() -> PathBuf {
-    if let Some(root) = std::env::var_os("PYENV_ROOT").filter(|root| !root.is_empty()) {
-        return PathBuf::from(root);
-    }
-    if let Ok(output) = Command::new("pyenv")
-        .arg("root")
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        && output.status.success()
-    {
-        let root = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-        if !root.is_empty() {
-            return PathBuf::from(root);
-        }
-    }
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default()
-        .join(".pyenv")
-}
-
-fn python_version(python: &Path) -> Option<(u32, u32)> {
-    let output = Command::new(python)
-        .args([
-            "-c",
-            "import sys; print(sys.version_info[0], sys.version_info[1])",
-        ])
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    if !output.status.success() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&output.stdout);
-    let mut parts = text.split_whitespace().map(str::parse::<u32>);
-    Some((parts.next()?.ok()?, parts.next()?.ok()?))
+    PYTHON.get_or_init(|| VENV.bin().join("python")).clone()
 }
 
 // ---- Options ------------------------------------------------------------------------

@@ -12,5 +12,7 @@ pub mod load;
 pub mod plugins;
 pub mod receiver;
 pub mod sandboxd;
+pub mod schemathesis;
 pub mod soak;
 pub mod swap;
+pub mod venv;

@@ -39,7 +39,7 @@ fn built(variant: Variant) -> Vec<u8> {
 }
 
 fn incompatible() -> Vec<u8> {
-    built(Variant::Contract("0.3.0".into()))
+    built(Variant::Contract("0.4.0".into()))
 }
 
 /// A plugin file in its own directory, holding `wasm`.
@@ -201,7 +201,7 @@ async fn a_refused_plugin_leaves_the_running_one_serving_and_says_why() {
         (
             "another contract",
             incompatible(),
-            &["contract 0.3.0", "contract 0.2.0"],
+            &["contract 0.4.0", "contract 0.3.0"],
         ),
         (
             "an empty file",
@@ -243,11 +243,11 @@ async fn a_refused_plugin_leaves_the_running_one_serving_and_says_why() {
 #[tokio::test]
 async fn a_plugin_built_against_a_compatible_contract_version_serves() {
     let rt = FakeRuntime::start();
-    let (_dir, path) = plugin_file(&built(Variant::Contract("0.2.9".into())));
+    let (_dir, path) = plugin_file(&built(Variant::Contract("0.3.9".into())));
     let sd = Sandboxd::start_with(with_plugin(&rt, &path));
     let status = plugin_status(&sd.api()).await;
-    assert_eq!(status["plugin"]["contract_version"], "0.2.9", "{status}");
-    assert_eq!(status["host_contract_version"], "0.2.0");
+    assert_eq!(status["plugin"]["contract_version"], "0.3.9", "{status}");
+    assert_eq!(status["host_contract_version"], "0.3.0");
     let started = sd.api().start().await;
     let id = started["id"].as_str().unwrap_or_default();
     assert_eq!(sd.api().sandbox(id).await["status"], "RUNNING");
@@ -272,7 +272,7 @@ async fn the_watcher_refuses_a_bad_file_and_takes_the_next_good_one() {
     assert!(
         refused["reason"]
             .as_str()
-            .is_some_and(|r| r.contains("0.3.0")),
+            .is_some_and(|r| r.contains("0.4.0")),
         "{refused}"
     );
     assert_eq!(
@@ -307,12 +307,12 @@ fn a_bad_plugin_at_startup_is_refused_with_the_reason() {
     let rt = FakeRuntime::start();
     let (_dir, path) = plugin_file(&incompatible());
     let failure = match Sandboxd::try_start(with_plugin(&rt, &path)) {
-        Ok(_) => panic!("sandboxd started with a plugin for contract 0.3.0"),
+        Ok(_) => panic!("sandboxd started with a plugin for contract 0.4.0"),
         Err(f) => f,
     };
     assert_ne!(failure.exit_code, Some(0));
     assert!(
-        failure.stderr.contains("contract 0.3.0") && failure.stderr.contains("contract 0.2.0"),
+        failure.stderr.contains("contract 0.4.0") && failure.stderr.contains("contract 0.3.0"),
         "{}",
         failure.stderr
     );
@@ -337,9 +337,9 @@ fn plugin_check_validates_offline_and_prints_versions_and_interface() {
     assert!(ok, "{out}");
     for expected in [
         "plugin version:   0.1.0+faults",
-        "contract version: 0.2.0 (this host: 0.2.0)",
-        "sandboxd:plugin/http@0.2.0",
-        "sandboxd:plugin/sandboxes@0.2.0",
+        "contract version: 0.3.0 (this host: 0.3.0)",
+        "sandboxd:plugin/http@0.3.0",
+        "sandboxd:plugin/sandboxes@0.3.0",
         "sha256:",
     ] {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
@@ -348,7 +348,7 @@ fn plugin_check_validates_offline_and_prints_versions_and_interface() {
     let (_d2, other) = plugin_file(&incompatible());
     let (ok, out) = check(&other);
     assert!(!ok);
-    assert!(out.contains("refused") && out.contains("0.3.0"), "{out}");
+    assert!(out.contains("refused") && out.contains("0.4.0"), "{out}");
 
     let (_d3, junk) = plugin_file(b"junk");
     let (ok, out) = check(&junk);

@@ -8,34 +8,22 @@
 //! - `trusted-header`: a gateway in front authenticates and sets the user id
 //!   header; sandboxd trusts it.
 
-use hyper::HeaderMap;
-use hyper::header::{AUTHORIZATION, HeaderName};
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
+use axum::http::header::{AUTHORIZATION, HeaderName};
+use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::AppState;
 use super::error::ApiError;
 use crate::config::{AuthConfig, AuthMode};
+pub use crate::plugin::Caller;
 
 /// Longest user id accepted from a gateway.
 const MAX_USER_ID: usize = 256;
-
-/// Who a request acts for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Caller {
-    /// Sees everything: an admin key, or the single user of `none` mode.
-    All,
-    User(String),
-}
-
-impl Caller {
-    /// The user id a plugin call acts for (none: sees everything).
-    pub fn user_id(&self) -> Option<String> {
-        match self {
-            Caller::All => None,
-            Caller::User(u) => Some(u.clone()),
-        }
-    }
-}
 
 pub struct Authenticator {
     mode: AuthMode,
@@ -125,11 +113,43 @@ impl Authenticator {
     }
 }
 
+/// Authentication as an extractor: a handler that takes a [`Caller`] runs
+/// only for an authenticated request (401 otherwise).
+impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        state.auth.authenticate(&parts.headers)
+    }
+}
+
+/// An administrator: an admin key (or `none` mode's single user). Anyone else
+/// authenticated gets 403.
+pub struct Admin;
+
+impl FromRequestParts<Arc<AppState>> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        if state.auth.authenticate(&parts.headers)?.is_admin() {
+            Ok(Admin)
+        } else {
+            Err(ApiError::forbidden("admin routes need an admin key"))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{ApiKey, Secret};
-    use hyper::header::HeaderValue;
+    use axum::http::header::HeaderValue;
 
     fn auth(mode: AuthMode) -> Authenticator {
         let config = AuthConfig {
@@ -187,7 +207,7 @@ mod tests {
             let e = a.authenticate(&headers(&[("authorization", bad)]));
             assert_eq!(
                 e.map_err(|e| e.status),
-                Err(hyper::StatusCode::UNAUTHORIZED),
+                Err(axum::http::StatusCode::UNAUTHORIZED),
                 "{bad}"
             );
         }

@@ -1,33 +1,48 @@
 //! Every error the API answers, and the one place where a failure becomes an
 //! HTTP status.
 //!
-//! | cause                                   | status |
-//! |-----------------------------------------|--------|
-//! | plugin `not-found`                      | 404    |
-//! | plugin `invalid-input`                  | 400    |
-//! | plugin `conflict`                       | 409    |
-//! | plugin `unauthorized`, failed auth      | 401    |
-//! | plugin `upstream` (runtime API failed)  | 502    |
-//! | plugin `storage`, `internal`, a trap    | 500    |
-//! | plugin call timed out                   | 503    |
-//! | plugin call exceeded a limit (memory, requests, writes) | 503 |
-//! | query parameter of the wrong type/range | 422    |
-//! | too many ids                            | 400    |
+//! | cause                                                   | status |
+//! |---------------------------------------------------------|--------|
+//! | plugin `not-found`, no such route                       | 404    |
+//! | plugin `invalid-input`, too many ids, an unreadable body | 400    |
+//! | plugin `conflict`                                       | 409    |
+//! | plugin `unauthorized`, failed authentication            | 401    |
+//! | an admin route without an admin key                     | 403    |
+//! | a method the route does not have                        | 405    |
+//! | a request body over its cap                             | 413    |
+//! | a query parameter of the wrong type or range            | 422    |
+//! | plugin `upstream` (the runtime API failed)              | 502    |
+//! | plugin `storage`, `internal`, a trap                    | 500    |
+//! | a plugin call past its deadline or one of its limits    | 503    |
+//! | not ready (`/readyz`)                                   | 503    |
 //!
-//! The body is always `{"detail": "<what went wrong>"}`.
+//! The body is always `{"detail": "<what went wrong>"}`. A fault on our side
+//! (500) names an error id instead of its cause; the cause is in the log under
+//! that id.
 
-use hyper::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
-use hyper::{Response, StatusCode};
-
-use super::body::Body;
+use axum::Json;
+use axum::http::header::{HeaderValue, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::bindings::types::Error as PluginError;
-use crate::plugin::CallError;
+use crate::plugin::{CallError, ExportError};
+
+/// `{"detail": …}`: the body of every error answer.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for the person who made the request.
+    pub detail: String,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
     pub detail: String,
+    /// `Retry-After` seconds, for answers that a client should retry.
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -35,11 +50,16 @@ impl ApiError {
         ApiError {
             status,
             detail: detail.into(),
+            retry_after: None,
         }
     }
 
     pub fn unauthorized(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, detail)
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, detail)
     }
 
     pub fn unprocessable(detail: impl Into<String>) -> Self {
@@ -48,6 +68,14 @@ impl ApiError {
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, detail)
+    }
+
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, detail)
     }
 
     /// A fault on our side: the details go to the log under an error id, the
@@ -60,48 +88,45 @@ impl ApiError {
             format!("internal error (error id {id})"),
         )
     }
+}
 
-    pub fn not_found(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, detail)
-    }
-
-    pub fn into_response(self) -> Response<Body> {
-        let body = serde_json::json!({ "detail": self.detail }).to_string();
-        let mut response = Response::new(super::body::full(body));
-        *response.status_mut() = self.status;
-        let headers = response.headers_mut();
-        headers.insert(
-            CONTENT_TYPE,
-            hyper::header::HeaderValue::from_static("application/json"),
-        );
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut headers = HeaderMap::new();
         if self.status == StatusCode::UNAUTHORIZED {
-            headers.insert(
-                WWW_AUTHENTICATE,
-                hyper::header::HeaderValue::from_static("Bearer"),
-            );
+            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        response
+        if let Some(secs) = self.retry_after {
+            headers.insert("retry-after", HeaderValue::from(secs));
+        }
+        (
+            self.status,
+            headers,
+            Json(ErrorBody {
+                detail: self.detail,
+            }),
+        )
+            .into_response()
     }
 }
 
 impl From<PluginError> for ApiError {
     fn from(e: PluginError) -> Self {
-        let (status, detail) = match e {
-            PluginError::NotFound(m) => (StatusCode::NOT_FOUND, m),
-            PluginError::InvalidInput(m) => (StatusCode::BAD_REQUEST, m),
-            PluginError::Conflict(m) => (StatusCode::CONFLICT, m),
-            PluginError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m),
-            PluginError::Upstream(m) => (StatusCode::BAD_GATEWAY, m),
+        match e {
+            PluginError::NotFound(m) => Self::new(StatusCode::NOT_FOUND, m),
+            PluginError::InvalidInput(m) => Self::new(StatusCode::BAD_REQUEST, m),
+            PluginError::Conflict(m) => Self::new(StatusCode::CONFLICT, m),
+            PluginError::Unauthorized(m) => Self::new(StatusCode::UNAUTHORIZED, m),
+            PluginError::Upstream(m) => Self::new(StatusCode::BAD_GATEWAY, m),
             PluginError::Storage(m) | PluginError::Internal(m) => {
                 let id = crate::plugin::error_id();
                 tracing::error!(error_id = %id, error = %m, "plugin reported an internal failure");
-                (
+                Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     format!("internal error (error id {id})"),
                 )
             }
-        };
-        ApiError { status, detail }
+        }
     }
 }
 
@@ -111,9 +136,15 @@ impl From<CallError> for ApiError {
             CallError::Timeout(_) | CallError::Limit { .. } => StatusCode::SERVICE_UNAVAILABLE,
             CallError::Trap { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        ApiError {
-            status,
-            detail: e.to_string(),
+        Self::new(status, e.to_string())
+    }
+}
+
+impl From<ExportError> for ApiError {
+    fn from(e: ExportError) -> Self {
+        match e {
+            ExportError::Plugin(e) => e.into(),
+            ExportError::Call(e) => e.into(),
         }
     }
 }

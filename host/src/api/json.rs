@@ -1,141 +1,147 @@
-//! The app-facing JSON shapes (`SandboxInfo`, `SandboxPage`, `SandboxSpecInfo`),
-//! field for field and in the upstream service's order.
+//! The app-facing JSON shapes of sandboxes and specs (`SandboxInfo`,
+//! `SandboxPage`, `SandboxSpecInfo`), field for field and in the upstream
+//! service's order. Each is also its own OpenAPI schema.
 
-use hyper::header::{CONTENT_TYPE, HeaderValue};
-use hyper::{Response, StatusCode};
-
-use super::body::Body;
+use indexmap::IndexMap;
 use serde::Serialize;
-use serde::ser::{SerializeMap, Serializer};
+use utoipa::ToSchema;
 
-use crate::bindings::types::{
-    ExposedUrl, SandboxInfo, SandboxPage, SandboxSpec, SandboxStatus, SpecPage,
-};
+use crate::bindings::types::{ExposedUrl, SandboxInfo, SandboxSpec, SandboxStatus};
 
-#[derive(Serialize)]
-pub struct SandboxJson<'a> {
-    id: &'a str,
-    created_by_user_id: Option<&'a str>,
-    sandbox_spec_id: &'a str,
-    status: &'static str,
-    session_api_key: Option<&'a str>,
-    exposed_urls: Option<Vec<ExposedUrlJson<'a>>>,
-    created_at: &'a str,
-    status_detail: Option<&'a str>,
+/// One of the five statuses a sandbox can be in.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Status {
+    Starting,
+    Running,
+    Paused,
+    Error,
+    /// No runtime answers for the sandbox (stopped, deleted or unknown).
+    Missing,
 }
 
-#[derive(Serialize)]
-struct ExposedUrlJson<'a> {
-    name: &'a str,
-    url: &'a str,
-    port: u16,
-}
-
-pub fn status_name(status: SandboxStatus) -> &'static str {
-    match status {
-        SandboxStatus::Starting => "STARTING",
-        SandboxStatus::Running => "RUNNING",
-        SandboxStatus::Paused => "PAUSED",
-        SandboxStatus::Error => "ERROR",
-        SandboxStatus::Missing => "MISSING",
+impl From<SandboxStatus> for Status {
+    fn from(s: SandboxStatus) -> Self {
+        match s {
+            SandboxStatus::Starting => Status::Starting,
+            SandboxStatus::Running => Status::Running,
+            SandboxStatus::Paused => Status::Paused,
+            SandboxStatus::Error => Status::Error,
+            SandboxStatus::Missing => Status::Missing,
+        }
     }
 }
 
-impl<'a> From<&'a SandboxInfo> for SandboxJson<'a> {
-    fn from(s: &'a SandboxInfo) -> Self {
+/// A URL a running sandbox exposes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExposedUrlJson {
+    /// `AGENT_SERVER`, `VSCODE`, `WORKER_1` or `WORKER_2`.
+    pub name: String,
+    pub url: String,
+    pub port: u16,
+}
+
+/// A sandbox (`SandboxInfo`).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SandboxInfo)]
+pub struct SandboxJson {
+    pub id: String,
+    /// None for a sandbox created without a user (single-user mode, adopted).
+    #[schema(required = true)]
+    pub created_by_user_id: Option<String>,
+    pub sandbox_spec_id: String,
+    pub status: Status,
+    /// The key the agent server accepts; null when there is no runtime.
+    #[schema(required = true)]
+    pub session_api_key: Option<String>,
+    /// Null unless running: then the agent server, VSCode and the two
+    /// workers, in that order (empty when the runtime has no URL).
+    #[schema(required = true)]
+    pub exposed_urls: Option<Vec<ExposedUrlJson>>,
+    /// ISO-8601 in UTC with a `Z` suffix.
+    pub created_at: String,
+    /// Why the status is what it is, when there is something to say.
+    #[schema(required = true)]
+    pub status_detail: Option<String>,
+}
+
+impl From<SandboxInfo> for SandboxJson {
+    fn from(s: SandboxInfo) -> Self {
         SandboxJson {
-            id: &s.id,
-            created_by_user_id: s.created_by_user_id.as_deref(),
-            sandbox_spec_id: &s.sandbox_spec_id,
-            status: status_name(s.status),
-            session_api_key: s.session_api_key.as_deref(),
+            id: s.id,
+            created_by_user_id: s.created_by_user_id,
+            sandbox_spec_id: s.sandbox_spec_id,
+            status: s.status.into(),
+            session_api_key: s.session_api_key,
             exposed_urls: s
                 .exposed_urls
-                .as_ref()
-                .map(|urls| urls.iter().map(url_json).collect()),
-            created_at: &s.created_at,
-            status_detail: s.status_detail.as_deref(),
+                .map(|urls| urls.into_iter().map(ExposedUrlJson::from).collect()),
+            created_at: s.created_at,
+            status_detail: s.status_detail,
         }
     }
 }
 
-fn url_json(u: &ExposedUrl) -> ExposedUrlJson<'_> {
-    ExposedUrlJson {
-        name: &u.name,
-        url: &u.url,
-        port: u.port,
+impl From<ExposedUrl> for ExposedUrlJson {
+    fn from(u: ExposedUrl) -> Self {
+        ExposedUrlJson {
+            name: u.name,
+            url: u.url,
+            port: u.port,
+        }
     }
 }
 
-#[derive(Serialize)]
-pub struct PageJson<T> {
-    items: Vec<T>,
-    next_page_id: Option<String>,
+/// A page of sandboxes, newest first (`SandboxPage`).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SandboxPage)]
+pub struct SandboxPageJson {
+    pub items: Vec<SandboxJson>,
+    /// Pass back as `page_id` for the next page; null on the last page.
+    #[schema(required = true)]
+    pub next_page_id: Option<String>,
 }
 
-pub fn sandbox_page(page: &SandboxPage) -> PageJson<SandboxJson<'_>> {
-    PageJson {
-        items: page.items.iter().map(SandboxJson::from).collect(),
-        next_page_id: page.next_page_id.clone(),
-    }
+/// A template sandboxes are started from (`SandboxSpecInfo`).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SandboxSpecInfo)]
+pub struct SpecJson {
+    /// The image; also the spec's id.
+    pub id: String,
+    #[schema(required = true)]
+    pub command: Option<Vec<String>>,
+    /// ISO-8601 in UTC: when this service loaded its configuration.
+    pub created_at: String,
+    /// Environment variables, in the order the operator wrote them.
+    pub initial_env: IndexMap<String, String>,
+    pub working_dir: String,
 }
 
-#[derive(Serialize)]
-pub struct SpecJson<'a> {
-    id: &'a str,
-    command: Option<&'a [String]>,
-    created_at: &'a str,
-    #[serde(serialize_with = "env_map")]
-    initial_env: &'a [(String, String)],
-    working_dir: &'a str,
-}
-
-fn env_map<S: Serializer>(env: &&[(String, String)], s: S) -> Result<S::Ok, S::Error> {
-    let mut map = s.serialize_map(Some(env.len()))?;
-    for (k, v) in *env {
-        map.serialize_entry(k, v)?;
-    }
-    map.end()
-}
-
-impl<'a> From<&'a SandboxSpec> for SpecJson<'a> {
-    fn from(s: &'a SandboxSpec) -> Self {
+impl From<SandboxSpec> for SpecJson {
+    fn from(s: SandboxSpec) -> Self {
         SpecJson {
-            id: &s.id,
-            command: s.command.as_deref(),
-            created_at: &s.created_at,
-            initial_env: &s.initial_env,
-            working_dir: &s.working_dir,
+            id: s.id,
+            command: s.command,
+            created_at: s.created_at,
+            initial_env: s.initial_env.into_iter().collect(),
+            working_dir: s.working_dir,
         }
     }
 }
 
-pub fn spec_page(page: &SpecPage) -> PageJson<SpecJson<'_>> {
-    PageJson {
-        items: page.items.iter().map(SpecJson::from).collect(),
-        next_page_id: page.next_page_id.clone(),
-    }
+/// A page of specs.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SandboxSpecPage)]
+pub struct SpecPageJson {
+    pub items: Vec<SpecJson>,
+    #[schema(required = true)]
+    pub next_page_id: Option<String>,
 }
 
-/// A 200 with `value` as JSON.
-pub fn ok<T: Serialize>(value: &T) -> Response<Body> {
-    match serde_json::to_vec(value) {
-        Ok(body) => {
-            let mut response = Response::new(super::body::full(body));
-            response
-                .headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            response
-        }
-        Err(e) => super::error::ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("could not encode the answer: {e}"),
-        )
-        .into_response(),
-    }
+/// `{"success": true}`: an action was carried out.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Success {
+    pub success: bool,
 }
 
-/// `{"success": true}`.
-pub fn success() -> Response<Body> {
-    ok(&serde_json::json!({ "success": true }))
-}
+pub const SUCCESS: Success = Success { success: true };

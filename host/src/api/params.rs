@@ -1,6 +1,14 @@
-//! Query parameters, checked the way the upstream (FastAPI) service declares
-//! them: a value of the wrong type or out of range is a 422 that says which
-//! parameter and what is allowed.
+//! Query parameters: one type per route family, which is both what the handler
+//! receives and what the OpenAPI document describes (`IntoParams`).
+//!
+//! They are checked the way the upstream (FastAPI) service declares them: a
+//! value of the wrong type or out of range is a 422 whose `detail` names the
+//! parameter and what is allowed. A page id is opaque: the plugin reads it,
+//! and one it cannot read starts from the first page (the contract says so).
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use utoipa::{IntoParams, ToSchema};
 
 use super::error::ApiError;
 
@@ -8,11 +16,11 @@ use super::error::ApiError;
 pub const MAX_LIMIT: u32 = 100;
 const DEFAULT_LIMIT: u32 = 100;
 /// A page id longer than this cannot be one we issued.
-const MAX_PAGE_ID_LEN: usize = 4096;
-/// Longest id or spec id accepted in a query.
-const MAX_VALUE_LEN: usize = 1024;
+pub const MAX_PAGE_ID_LEN: usize = 4096;
+/// Longest id, spec id or filter value accepted in a query.
+pub const MAX_VALUE_LEN: usize = 1024;
 
-/// The decoded query string.
+/// The decoded query string, in order, repeats kept.
 pub struct Query(Vec<(String, String)>);
 
 impl Query {
@@ -24,7 +32,7 @@ impl Query {
         )
     }
 
-    /// The last value of a single-valued parameter.
+    /// The last value of a single-valued parameter (as FastAPI reads one).
     fn last(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
@@ -42,7 +50,7 @@ impl Query {
     }
 
     /// `limit`: 1 to 100, default 100.
-    pub fn limit(&self) -> Result<u32, ApiError> {
+    fn limit(&self) -> Result<u32, ApiError> {
         let Some(raw) = self.last("limit") else {
             return Ok(DEFAULT_LIMIT);
         };
@@ -56,7 +64,7 @@ impl Query {
     }
 
     /// `page_id`: opaque; an empty one is no page id.
-    pub fn page_id(&self) -> Result<Option<String>, ApiError> {
+    fn page_id(&self) -> Result<Option<String>, ApiError> {
         match self.last("page_id") {
             None | Some("") => Ok(None),
             Some(p) if p.len() > MAX_PAGE_ID_LEN => Err(ApiError::unprocessable(format!(
@@ -67,7 +75,7 @@ impl Query {
     }
 
     /// An optional single string parameter (empty means absent).
-    pub fn optional(&self, name: &str) -> Result<Option<String>, ApiError> {
+    fn optional(&self, name: &str) -> Result<Option<String>, ApiError> {
         match self.last(name) {
             None | Some("") => Ok(None),
             Some(v) if v.len() > MAX_VALUE_LEN => Err(ApiError::unprocessable(format!(
@@ -78,7 +86,7 @@ impl Query {
     }
 
     /// A required, repeated parameter (`?id=a&id=b`) of at most 100 values.
-    pub fn ids(&self, name: &str) -> Result<Vec<String>, ApiError> {
+    fn ids(&self, name: &str) -> Result<Vec<String>, ApiError> {
         let ids = self.all(name);
         if ids.is_empty() {
             return Err(ApiError::unprocessable(format!(
@@ -106,10 +114,168 @@ fn excerpt(s: &str) -> String {
     s.chars().take(40).collect()
 }
 
+/// A parameter type read from the query string.
+pub trait FromQuery: Sized {
+    fn from_query(query: &Query) -> Result<Self, ApiError>;
+}
+
+/// The extractor: `Params(page): Params<PageParams>`.
+pub struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: FromQuery> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        T::from_query(&Query::parse(parts.uri.query())).map(Params)
+    }
+}
+
+/// A page of a listing.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// The `next_page_id` of the previous page. One this service cannot read
+    /// (garbage, negative) starts from the first page.
+    #[param(max_length = 4096)]
+    pub page_id: Option<String>,
+    /// Items per page.
+    #[param(required = false, minimum = 1, maximum = 100, default = 100)]
+    pub limit: u32,
+}
+
+impl FromQuery for PageParams {
+    fn from_query(q: &Query) -> Result<Self, ApiError> {
+        Ok(PageParams {
+            page_id: q.page_id()?,
+            limit: q.limit()?,
+        })
+    }
+}
+
+/// Several items by id, answered in the order asked.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct IdsParams {
+    /// Repeat for several ids: `?id=a&id=b` (1 to 100).
+    #[param(min_items = 1, max_items = 100, explode, style = Form)]
+    pub id: Vec<String>,
+}
+
+impl FromQuery for IdsParams {
+    fn from_query(q: &Query) -> Result<Self, ApiError> {
+        Ok(IdsParams { id: q.ids("id")? })
+    }
+}
+
+/// What to start a sandbox from.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StartParams {
+    /// The spec to start from; the default spec when absent.
+    #[param(max_length = 1024)]
+    pub sandbox_spec_id: Option<String>,
+    /// The id the new sandbox gets (1 to 128 letters, digits, `-`, `_`, `.`);
+    /// a random one when absent.
+    #[param(pattern = "^[A-Za-z0-9._-]{1,128}$")]
+    pub sandbox_id: Option<String>,
+}
+
+impl FromQuery for StartParams {
+    fn from_query(q: &Query) -> Result<Self, ApiError> {
+        Ok(StartParams {
+            sandbox_spec_id: q.optional("sandbox_spec_id")?,
+            sandbox_id: q.optional("sandbox_id")?,
+        })
+    }
+}
+
+/// A page of conversations, optionally of one sandbox.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConversationSearchParams {
+    /// Only conversations of this sandbox.
+    #[param(max_length = 1024)]
+    pub sandbox_id: Option<String>,
+    /// The `next_page_id` of the previous page. One this service cannot read
+    /// starts from the first page.
+    #[param(max_length = 4096)]
+    pub page_id: Option<String>,
+    /// Items per page.
+    #[param(required = false, minimum = 1, maximum = 100, default = 100)]
+    pub limit: u32,
+}
+
+impl FromQuery for ConversationSearchParams {
+    fn from_query(q: &Query) -> Result<Self, ApiError> {
+        Ok(ConversationSearchParams {
+            sandbox_id: q.optional("sandbox_id")?,
+            page_id: q.page_id()?,
+            limit: q.limit()?,
+        })
+    }
+}
+
+/// The order of an event search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ToSchema)]
+#[schema(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SortOrder {
+    Timestamp,
+    TimestampDesc,
+}
+
+/// The agent server's event search, on the stored events.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventSearchParams {
+    /// The id of the first event of the page (the previous page's
+    /// `next_page_id`).
+    #[param(max_length = 4096)]
+    pub page_id: Option<String>,
+    /// Events per page.
+    #[param(required = false, minimum = 1, maximum = 100, default = 100)]
+    pub limit: u32,
+    /// Only events of this kind.
+    #[param(max_length = 1024)]
+    pub kind: Option<String>,
+    /// Only events at or after this time (ISO-8601; without a timezone: UTC).
+    #[param(rename = "timestamp__gte", max_length = 1024)]
+    pub timestamp_gte: Option<String>,
+    /// Only events before this time.
+    #[param(rename = "timestamp__lt", max_length = 1024)]
+    pub timestamp_lt: Option<String>,
+    /// Oldest first (`TIMESTAMP`, the default) or newest first.
+    #[param(inline)]
+    pub sort_order: Option<SortOrder>,
+}
+
+impl FromQuery for EventSearchParams {
+    fn from_query(q: &Query) -> Result<Self, ApiError> {
+        let sort_order = match q.optional("sort_order")?.as_deref() {
+            None => None,
+            Some("TIMESTAMP") => Some(SortOrder::Timestamp),
+            Some("TIMESTAMP_DESC") => Some(SortOrder::TimestampDesc),
+            Some(other) => {
+                return Err(ApiError::unprocessable(format!(
+                    "sort_order must be TIMESTAMP or TIMESTAMP_DESC, got '{}'",
+                    excerpt(other)
+                )));
+            }
+        };
+        Ok(EventSearchParams {
+            page_id: q.page_id()?,
+            limit: q.limit()?,
+            kind: q.optional("kind")?,
+            timestamp_gte: q.optional("timestamp__gte")?,
+            timestamp_lt: q.optional("timestamp__lt")?,
+            sort_order,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hyper::StatusCode;
+    use axum::http::StatusCode;
 
     fn q(s: &str) -> Query {
         Query::parse(Some(s))
@@ -166,5 +332,16 @@ mod tests {
                 .page_id()
                 .is_err()
         );
+    }
+
+    #[test]
+    fn the_sort_order_is_one_of_two() {
+        let order = |s: &str| EventSearchParams::from_query(&q(s)).map(|p| p.sort_order);
+        assert_eq!(order(""), Ok(None));
+        assert_eq!(
+            order("sort_order=TIMESTAMP_DESC"),
+            Ok(Some(SortOrder::TimestampDesc))
+        );
+        assert!(order("sort_order=newest").is_err());
     }
 }

@@ -1,87 +1,169 @@
 //! `/api/v1/sandboxes`: each route parses its input, makes one plugin call and
 //! shapes the answer. No rule of the service is decided here.
 
-use hyper::Response;
+use std::sync::Arc;
 
+use axum::Json;
+use axum::extract::State;
+
+use super::AppState;
 use super::auth::Caller;
-use super::body::Body;
-use super::error::ApiError;
-use super::params::Query;
-use super::{AppState, call, json};
+use super::error::{ApiError, ErrorBody};
+use super::extract::Id;
+use super::json::{SUCCESS, SandboxJson, SandboxPageJson, Success};
+use super::params::{IdsParams, PageParams, Params, StartParams};
 
-type Answer = Result<Response<Body>, ApiError>;
+type Answer<T> = Result<Json<T>, ApiError>;
 
-/// `GET /sandboxes/search?page_id&limit`
-pub async fn search(state: &AppState, caller: &Caller, query: &Query) -> Answer {
-    let limit = query.limit()?;
-    let page_id = query.page_id()?;
-    let page = call(state, caller, move |p, mut store| async move {
-        p.sandboxd_plugin_sandboxes()
-            .call_search(&mut store, page_id.as_deref(), limit)
-            .await
-    })
-    .await?;
-    Ok(json::ok(&json::sandbox_page(&page)))
+/// Sandboxes newest first.
+#[utoipa::path(
+    get, path = "/api/v1/sandboxes/search", operation_id = "search_sandboxes", tag = "sandboxes",
+    params(PageParams),
+    responses(
+        (status = 200, description = "A page of the caller's sandboxes", body = SandboxPageJson),
+        (status = 422, description = "A parameter is out of range", body = ErrorBody),
+    ),
+)]
+pub async fn search(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    Params(page): Params<PageParams>,
+) -> Answer<SandboxPageJson> {
+    let page = app
+        .plugin
+        .sandboxes(&caller)
+        .search(page.page_id.as_deref(), page.limit)
+        .await?;
+    Ok(Json(SandboxPageJson {
+        items: page.items.into_iter().map(SandboxJson::from).collect(),
+        next_page_id: page.next_page_id,
+    }))
 }
 
-/// `GET /sandboxes?id=a&id=b`
-pub async fn batch_get(state: &AppState, caller: &Caller, query: &Query) -> Answer {
-    let ids = query.ids("id")?;
-    let found = call(state, caller, move |p, mut store| async move {
-        p.sandboxd_plugin_sandboxes()
-            .call_batch_get(&mut store, &ids)
-            .await
-    })
-    .await?;
-    let items: Vec<Option<json::SandboxJson<'_>>> = found
-        .iter()
-        .map(|s| s.as_ref().map(json::SandboxJson::from))
-        .collect();
-    Ok(json::ok(&items))
+/// Sandboxes by id, in the order asked; null for ids the caller has none of.
+#[utoipa::path(
+    get, path = "/api/v1/sandboxes", operation_id = "batch_get_sandboxes", tag = "sandboxes",
+    params(IdsParams),
+    responses(
+        (status = 200, description = "One entry per id asked", body = Vec<Option<SandboxJson>>),
+        (status = 400, description = "More than 100 ids", body = ErrorBody),
+        (status = 422, description = "No id given, or one too long", body = ErrorBody),
+    ),
+)]
+pub async fn batch_get(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    Params(ids): Params<IdsParams>,
+) -> Answer<Vec<Option<SandboxJson>>> {
+    let found = app.plugin.sandboxes(&caller).batch_get(&ids.id).await?;
+    Ok(Json(
+        found
+            .into_iter()
+            .map(|s| s.map(SandboxJson::from))
+            .collect(),
+    ))
 }
 
-/// `GET /sandboxes/{id}`
-pub async fn get(state: &AppState, caller: &Caller, id: String) -> Answer {
-    let info = call(state, caller, move |p, mut store| async move {
-        p.sandboxd_plugin_sandboxes()
-            .call_get(&mut store, &id)
-            .await
-    })
-    .await?;
-    Ok(json::ok(&json::SandboxJson::from(&info)))
+/// Start a sandbox.
+#[utoipa::path(
+    post, path = "/api/v1/sandboxes", operation_id = "start_sandbox", tag = "sandboxes",
+    params(StartParams),
+    responses(
+        (status = 200, description = "The started sandbox", body = SandboxJson),
+        (status = 400, description = "Unknown spec, or an invalid sandbox id", body = ErrorBody),
+        (status = 409, description = "The sandbox id is taken", body = ErrorBody),
+        (status = 422, description = "A parameter is too long", body = ErrorBody),
+        (status = 502, description = "The runtime API failed; the detail names the cause", body = ErrorBody),
+    ),
+)]
+pub async fn start(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    Params(start): Params<StartParams>,
+) -> Answer<SandboxJson> {
+    let info = app
+        .plugin
+        .sandboxes(&caller)
+        .start(
+            start.sandbox_spec_id.as_deref(),
+            start.sandbox_id.as_deref(),
+        )
+        .await?;
+    Ok(Json(info.into()))
 }
 
-/// `POST /sandboxes?sandbox_spec_id=&sandbox_id=`
-pub async fn start(state: &AppState, caller: &Caller, query: &Query) -> Answer {
-    let spec_id = query.optional("sandbox_spec_id")?;
-    let sandbox_id = query.optional("sandbox_id")?;
-    let info = call(state, caller, move |p, mut store| async move {
-        p.sandboxd_plugin_sandboxes()
-            .call_start(&mut store, spec_id.as_deref(), sandbox_id.as_deref())
-            .await
-    })
-    .await?;
-    Ok(json::ok(&json::SandboxJson::from(&info)))
+/// One sandbox, with its live status.
+#[utoipa::path(
+    get, path = "/api/v1/sandboxes/{id}", operation_id = "get_sandbox", tag = "sandboxes",
+    params(("id" = String, Path, description = "The sandbox id")),
+    responses(
+        (status = 200, description = "The sandbox", body = SandboxJson),
+        (status = 404, description = "No such sandbox (or another user's)", body = ErrorBody),
+    ),
+)]
+pub async fn get(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    Id(id): Id,
+) -> Answer<SandboxJson> {
+    let info = app.plugin.sandboxes(&caller).get(&id).await?;
+    Ok(Json(info.into()))
 }
 
-/// The three actions on one sandbox that answer `{"success": true}`.
-#[derive(Debug, Clone, Copy)]
-pub enum Action {
-    Pause,
-    Resume,
-    Delete,
+/// Stop the sandbox's runtime, then forget the sandbox. If the runtime
+/// cannot be stopped, the sandbox is kept and the answer says why.
+#[utoipa::path(
+    delete, path = "/api/v1/sandboxes/{id}", operation_id = "delete_sandbox", tag = "sandboxes",
+    params(("id" = String, Path, description = "The sandbox id")),
+    responses(
+        (status = 200, description = "Deleted", body = Success),
+        (status = 404, description = "No such sandbox (or another user's)", body = ErrorBody),
+        (status = 502, description = "The runtime could not stop it; the sandbox is kept", body = ErrorBody),
+    ),
+)]
+pub async fn delete(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    Id(id): Id,
+) -> Answer<Success> {
+    app.plugin.sandboxes(&caller).delete(&id).await?;
+    Ok(Json(SUCCESS))
 }
 
-/// `POST /sandboxes/{id}/pause`, `POST /sandboxes/{id}/resume`, `DELETE /sandboxes/{id}`
-pub async fn act(state: &AppState, caller: &Caller, id: String, action: Action) -> Answer {
-    call(state, caller, move |p, mut store| async move {
-        let sandboxes = p.sandboxd_plugin_sandboxes();
-        match action {
-            Action::Pause => sandboxes.call_pause(&mut store, &id).await,
-            Action::Resume => sandboxes.call_resume(&mut store, &id).await,
-            Action::Delete => sandboxes.call_delete(&mut store, &id).await,
-        }
-    })
-    .await?;
-    Ok(json::success())
+/// Pause a sandbox; its session key stops working at once.
+#[utoipa::path(
+    post, path = "/api/v1/sandboxes/{id}/pause", operation_id = "pause_sandbox", tag = "sandboxes",
+    params(("id" = String, Path, description = "The sandbox id")),
+    responses(
+        (status = 200, description = "Paused", body = Success),
+        (status = 404, description = "No such sandbox (or another user's), or no runtime", body = ErrorBody),
+        (status = 502, description = "The runtime API failed", body = ErrorBody),
+    ),
+)]
+pub async fn pause(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    Id(id): Id,
+) -> Answer<Success> {
+    app.plugin.sandboxes(&caller).pause(&id).await?;
+    Ok(Json(SUCCESS))
+}
+
+/// Resume a paused sandbox (within the per-user limit of running ones).
+#[utoipa::path(
+    post, path = "/api/v1/sandboxes/{id}/resume", operation_id = "resume_sandbox", tag = "sandboxes",
+    params(("id" = String, Path, description = "The sandbox id")),
+    responses(
+        (status = 200, description = "Resumed", body = Success),
+        (status = 404, description = "No such sandbox (or another user's), or no runtime", body = ErrorBody),
+        (status = 502, description = "The runtime API failed", body = ErrorBody),
+    ),
+)]
+pub async fn resume(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    Id(id): Id,
+) -> Answer<Success> {
+    app.plugin.sandboxes(&caller).resume(&id).await?;
+    Ok(Json(SUCCESS))
 }

@@ -1,139 +1,138 @@
 //! `GET /conversations/{id}/events/stream`: server-sent events, one per event as
 //! it is stored.
 //!
-//! The stream starts after the newest stored event (or after `Last-Event-ID`,
-//! to resume), then waits for the sync to report the conversation changed and
-//! reads what is new from the store. The store is the source: a wake-up that is
-//! missed or coalesced costs latency (at most [`KEEPALIVE`]), never an event.
+//! Where the stream starts is the plugin's decision (`stream-start`: after
+//! `Last-Event-ID` when the client resumes, else after the newest event stored
+//! now). From there the host reads what is new from the store, page by page,
+//! whenever the sync reports the conversation changed, and at least every
+//! [`RECHECK`]. The store is the source: a wake-up that is missed or coalesced
+//! costs latency, never an event. Idle streams get a keep-alive comment so that
+//! proxies do not close them.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::{Frame, Incoming};
-use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
-use hyper::{Request, Response};
-use tokio::sync::{broadcast, mpsc};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use tokio::sync::broadcast;
 
+use super::AppState;
 use super::auth::Caller;
-use super::body::Body;
-use super::error::ApiError;
-use super::{AppState, call};
+use super::error::{ApiError, ErrorBody};
+use super::extract::Id;
 use crate::bindings::conversations::EventQuery;
 
-/// How often an idle stream sends a comment (keeps proxies from closing it) and
-/// re-reads the store.
+/// How often an idle stream sends a keep-alive comment.
 const KEEPALIVE: Duration = Duration::from_secs(15);
+/// How often a stream re-reads the store even if no change was announced.
+const RECHECK: Duration = Duration::from_secs(15);
+/// Events read from the store at a time.
+const PAGE: u32 = 100;
 
-fn query_after(after: Option<String>, descending: bool, limit: u32) -> EventQuery {
-    EventQuery {
-        page_id: None,
-        after_event_id: after,
-        limit,
-        kind: None,
-        timestamp_gte: None,
-        timestamp_lt: None,
-        descending,
-    }
-}
-
+/// Stream the conversation's events as they are stored.
+#[utoipa::path(
+    get, path = "/api/v1/conversations/{id}/events/stream", operation_id = "stream_conversation_events", tag = "conversations",
+    params(
+        ("id" = String, Path, description = "The conversation id"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event (as SSE clients send it)"),
+    ),
+    responses(
+        (status = 200, description = "Server-sent events: `id:` the event id, `data:` the event's JSON", content_type = "text/event-stream", body = String),
+        (status = 404, description = "No such conversation (or another user's)", body = ErrorBody),
+    ),
+)]
 pub async fn stream(
-    state: Arc<AppState>,
+    State(app): State<Arc<AppState>>,
     caller: Caller,
-    id: String,
-    req: &Request<Incoming>,
-) -> Result<Response<Body>, ApiError> {
-    // Is it there, and the caller's? And its id as the sync reports it.
-    let doc = {
-        let id = id.clone();
-        call(&state, &caller, move |p, mut store| async move {
-            p.sandboxd_plugin_conversations()
-                .call_get(&mut store, &id)
-                .await
-        })
-        .await?
-    };
-    let conversation_id = serde_json::from_str::<serde_json::Value>(&doc)
-        .ok()
-        .and_then(|v| v["id"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| id.clone());
-    // Subscribe before reading where to start, so nothing falls in between.
-    let changes = state.changes.subscribe();
-    let resume = req
-        .headers()
+    Id(id): Id,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    // Subscribe before the start is decided, so nothing falls in between.
+    let changes = app.changes.subscribe();
+    let resume = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let after = match resume {
-        Some(last) => Some(last),
-        None => {
-            let id = id.clone();
-            let newest = call(&state, &caller, move |p, mut store| async move {
-                p.sandboxd_plugin_conversations()
-                    .call_search_events(&mut store, &id, &query_after(None, true, 1))
-                    .await
-            })
-            .await?;
-            newest.ids.into_iter().next()
-        }
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    let start = app
+        .plugin
+        .conversations(&caller)
+        .stream_start(&id, resume)
+        .await?;
+    let feed = Feed {
+        app,
+        caller,
+        id,
+        conversation_id: start.conversation_id,
+        after: start.after_event_id,
+        changes,
+        pending: VecDeque::new(),
     };
-
-    let (tx, rx) = mpsc::channel::<Bytes>(64);
-    tokio::spawn(pump(state, caller, id, conversation_id, after, changes, tx));
-    let body = StreamBody::new(futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|chunk| (Ok::<_, Infallible>(Frame::data(chunk)), rx))
-    }));
-    let mut response = Response::new(BodyExt::boxed(body));
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    Ok(response)
+    let events = futures::stream::unfold(feed, |mut feed| async move {
+        let event = feed.next().await?;
+        Some((Ok(event), feed))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEPALIVE)))
 }
 
-/// Feed the stream until the client goes away.
-async fn pump(
-    state: Arc<AppState>,
+/// One stream's position and what it has read but not sent yet.
+struct Feed {
+    app: Arc<AppState>,
     caller: Caller,
+    /// The id the client asked for.
     id: String,
+    /// The id the sync announces changes under.
     conversation_id: String,
-    mut after: Option<String>,
-    mut changes: broadcast::Receiver<Arc<str>>,
-    tx: mpsc::Sender<Bytes>,
-) {
-    loop {
-        // Everything stored after `after`, page by page.
+    after: Option<String>,
+    changes: broadcast::Receiver<Arc<str>>,
+    pending: VecDeque<(String, String)>,
+}
+
+impl Feed {
+    /// The next event, waiting for one as long as it takes; none once the
+    /// conversation is gone or no longer the caller's.
+    async fn next(&mut self) -> Option<Event> {
         loop {
-            let (id2, after2) = (id.clone(), after.clone());
-            let page = call(&state, &caller, move |p, mut store| async move {
-                p.sandboxd_plugin_conversations()
-                    .call_search_events(&mut store, &id2, &query_after(after2, false, 100))
-                    .await
-            })
-            .await;
-            let Ok(page) = page else {
-                // Gone, or no longer the caller's: end the stream.
-                return;
-            };
-            let more = page.next_page_id.is_some();
-            for (event, event_id) in page.items.iter().zip(&page.ids) {
-                if tx.send(frame(event_id, event)).await.is_err() {
-                    return;
-                }
-                after = Some(event_id.clone());
+            if let Some((event_id, json)) = self.pending.pop_front() {
+                let event = Event::default().id(clean_id(&event_id)).data(json);
+                self.after = Some(event_id);
+                return Some(event);
             }
-            if !more {
-                break;
+            let query = EventQuery {
+                page_id: None,
+                after_event_id: self.after.clone(),
+                limit: PAGE,
+                kind: None,
+                timestamp_gte: None,
+                timestamp_lt: None,
+                descending: false,
+            };
+            let page = self
+                .app
+                .plugin
+                .conversations(&self.caller)
+                .search_events(&self.id, &query)
+                .await
+                .ok()?;
+            self.pending.extend(page.ids.into_iter().zip(page.items));
+            if self.pending.is_empty() {
+                self.changed().await;
             }
         }
-        // Wait for this conversation to change (or for the keep-alive).
-        let woken = tokio::time::timeout(KEEPALIVE, async {
+    }
+
+    /// Resolves when this conversation changed, or after [`RECHECK`].
+    async fn changed(&mut self) {
+        let wanted = &*self.conversation_id;
+        let changes = &mut self.changes;
+        let _ = tokio::time::timeout(RECHECK, async {
             loop {
                 match changes.recv().await {
-                    Ok(changed) if *changed == *conversation_id => return,
+                    Ok(changed) if &*changed == wanted => return,
                     Ok(_) => continue,
                     // Missed some: read the store anyway.
                     Err(broadcast::error::RecvError::Lagged(_)) => return,
@@ -142,43 +141,19 @@ async fn pump(
             }
         })
         .await;
-        if woken.is_err()
-            && tx
-                .send(Bytes::from_static(b": keep-alive\n\n"))
-                .await
-                .is_err()
-        {
-            return;
-        }
     }
 }
 
-/// One SSE message: `id:` and one `data:` line per line of the JSON.
-fn frame(event_id: &str, json: &str) -> Bytes {
-    let mut out = String::with_capacity(json.len() + event_id.len() + 16);
-    out.push_str("id: ");
-    out.push_str(&event_id.replace(['\n', '\r'], ""));
-    out.push('\n');
-    for line in json.lines() {
-        out.push_str("data: ");
-        out.push_str(line);
-        out.push('\n');
-    }
-    out.push('\n');
-    Bytes::from(out)
+/// An SSE `id:` cannot hold a line break or a NUL; an agent server's event id
+/// might.
+fn clean_id(id: &str) -> String {
+    id.replace(['\n', '\r', '\0'], "")
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn frames_are_valid_server_sent_events() {
-        assert_eq!(
-            &super::frame("e1", r#"{"a":1}"#)[..],
-            b"id: e1\ndata: {\"a\":1}\n\n"
-        );
-        assert_eq!(
-            &super::frame("e\n2", "{\n}")[..],
-            b"id: e2\ndata: {\ndata: }\n\n"
-        );
+    fn ids_lose_what_sse_cannot_carry() {
+        assert_eq!(super::clean_id("e\n1\r\0"), "e1");
     }
 }

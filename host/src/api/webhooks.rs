@@ -5,68 +5,75 @@
 //! stored hash. A missing header is refused here; everything else is the
 //! plugin's call.
 
-use hyper::body::Incoming;
-use hyper::{Request, Response};
+use std::sync::Arc;
 
-use super::body::{self, Body};
-use super::error::ApiError;
-use super::{AppState, json};
+use axum::Json;
+use axum::extract::State;
+
+use super::AppState;
+use super::error::{ApiError, ErrorBody};
+use super::extract::{Body, Id, SessionKey};
+use super::json::{SUCCESS, Success};
+use crate::metrics;
+use crate::plugin::Caller;
 
 /// Largest `ConversationInfo` accepted.
 const MAX_INFO_BYTES: usize = 4 << 20;
 /// Largest batch of events accepted (a full-state event can be big).
 const MAX_EVENTS_BYTES: usize = 16 << 20;
 
-fn session_key(req: &Request<Incoming>) -> Result<String, ApiError> {
-    let value = req
-        .headers()
-        .get("x-session-api-key")
-        .ok_or_else(|| ApiError::unauthorized("missing X-Session-API-Key header"))?;
-    let key = value
-        .to_str()
-        .map_err(|_| ApiError::unauthorized("the X-Session-API-Key header is not readable text"))?
-        .trim();
-    if key.is_empty() {
-        return Err(ApiError::unauthorized("empty X-Session-API-Key header"));
-    }
-    Ok(key.to_owned())
-}
-
-/// `POST /webhooks/conversations`
+/// An agent server's `ConversationInfo`.
+#[utoipa::path(
+    post, path = "/api/v1/webhooks/conversations", operation_id = "conversation_webhook", tag = "webhooks",
+    security(("session_key" = [])),
+    request_body(content = Object, description = "A ConversationInfo, as the agent server sends it"),
+    responses(
+        (status = 200, description = "Stored (or acknowledged and ignored)", body = Success),
+        (status = 400, description = "The body is not a ConversationInfo", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked session key", body = ErrorBody),
+        (status = 413, description = "The body is larger than 4 MiB", body = ErrorBody),
+    ),
+)]
 pub async fn conversation(
-    state: &AppState,
-    req: Request<Incoming>,
-) -> Result<Response<Body>, ApiError> {
-    let key = session_key(&req)?;
-    let body = body::read(req, MAX_INFO_BYTES).await?.to_vec();
-    let summary = state
+    State(app): State<Arc<AppState>>,
+    SessionKey(key): SessionKey,
+    Body(body): Body<MAX_INFO_BYTES>,
+) -> Result<Json<Success>, ApiError> {
+    let summary = app
         .plugin
-        .call(None, move |p, mut store| async move {
-            p.sandboxd_plugin_sync()
-                .call_ingest_conversation(&mut store, &key, &body)
-                .await
-        })
-        .await??;
-    state.changes.publish(&summary.changed_conversations);
-    Ok(json::success())
+        .sync(&Caller::All)
+        .ingest_conversation(&key, &body)
+        .await?;
+    metrics::events_stored("webhook", summary.new_events);
+    app.changes.publish(&summary.changed_conversations);
+    Ok(Json(SUCCESS))
 }
 
-/// `POST /webhooks/events/{conversation_id}`
+/// A batch of events of one conversation.
+#[utoipa::path(
+    post, path = "/api/v1/webhooks/events/{conversation_id}", operation_id = "events_webhook", tag = "webhooks",
+    security(("session_key" = [])),
+    params(("conversation_id" = String, Path, description = "The conversation id (hex, as agent servers send it)")),
+    request_body(content = Vec<Object>, description = "Events, as the agent server sends them"),
+    responses(
+        (status = 200, description = "Stored; repeats are acknowledged and dropped", body = Success),
+        (status = 400, description = "The body is not a JSON array of events, or an event is too large", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked session key, or another user's conversation", body = ErrorBody),
+        (status = 413, description = "The body is larger than 16 MiB", body = ErrorBody),
+    ),
+)]
 pub async fn events(
-    state: &AppState,
-    conversation_id: String,
-    req: Request<Incoming>,
-) -> Result<Response<Body>, ApiError> {
-    let key = session_key(&req)?;
-    let body = body::read(req, MAX_EVENTS_BYTES).await?.to_vec();
-    let summary = state
+    State(app): State<Arc<AppState>>,
+    SessionKey(key): SessionKey,
+    Id(conversation_id): Id,
+    Body(body): Body<MAX_EVENTS_BYTES>,
+) -> Result<Json<Success>, ApiError> {
+    let summary = app
         .plugin
-        .call(None, move |p, mut store| async move {
-            p.sandboxd_plugin_sync()
-                .call_ingest_events(&mut store, &key, &conversation_id, &body)
-                .await
-        })
-        .await??;
-    state.changes.publish(&summary.changed_conversations);
-    Ok(json::success())
+        .sync(&Caller::All)
+        .ingest_events(&key, &conversation_id, &body)
+        .await?;
+    metrics::events_stored("webhook", summary.new_events);
+    app.changes.publish(&summary.changed_conversations);
+    Ok(Json(SUCCESS))
 }

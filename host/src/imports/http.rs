@@ -72,6 +72,17 @@ impl HttpImport {
     }
 
     pub async fn send(&self, request: Request) -> Result<Response, HttpError> {
+        let runtime_op = matches!(request.credential, Credential::RuntimeApi)
+            .then(|| runtime_op(request.method, &request.url, &self.0.runtime_base));
+        let started = std::time::Instant::now();
+        let result = self.send_inner(request).await;
+        if let Some(op) = runtime_op {
+            crate::metrics::runtime_request(op, outcome(&result), started.elapsed());
+        }
+        result
+    }
+
+    async fn send_inner(&self, request: Request) -> Result<Response, HttpError> {
         let inner = &self.0;
         let url = url::Url::parse(&request.url).map_err(|e| {
             HttpError::InvalidRequest(format!("invalid URL '{}': {e}", request.url))
@@ -182,6 +193,39 @@ impl HttpImport {
     /// A fresh bound on in-flight requests, for one plugin call's batches.
     pub fn batch_limit(&self) -> Arc<Semaphore> {
         Arc::new(Semaphore::new(self.0.batch_concurrency))
+    }
+}
+
+/// The runtime API operation a request is (`op` of the runtime metrics):
+/// one of a fixed few, so the label stays bounded.
+fn runtime_op(method: Method, url: &str, base: &str) -> &'static str {
+    let path = url.strip_prefix(base).unwrap_or(url);
+    let path = path.split(['?', '#']).next().unwrap_or(path);
+    match (method, path) {
+        (Method::Post, "start") => "start",
+        (Method::Post, "stop") => "stop",
+        (Method::Post, "pause") => "pause",
+        (Method::Post, "resume") => "resume",
+        (Method::Get, "list") => "list",
+        (Method::Get, "sessions/batch") => "batch",
+        (Method::Get, p) if p.starts_with("sessions/") => "get",
+        _ => "other",
+    }
+}
+
+/// The `outcome` label of a runtime request.
+fn outcome(result: &Result<Response, HttpError>) -> &'static str {
+    match result {
+        Ok(r) if (200..300).contains(&r.status) => "ok",
+        Ok(r) if r.status == 404 => "not_found",
+        Ok(r) if r.status < 500 => "client_error",
+        Ok(_) => "server_error",
+        Err(HttpError::Timeout) => "timeout",
+        Err(HttpError::Connect(_)) => "connect_error",
+        Err(HttpError::Denied(_)) => "denied",
+        Err(HttpError::InvalidRequest(_)) => "invalid_request",
+        Err(HttpError::TooLarge) => "too_large",
+        Err(HttpError::Transport(_)) => "transport_error",
     }
 }
 

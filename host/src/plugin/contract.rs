@@ -10,7 +10,7 @@
 //! declares.
 
 /// The version of `wit/` this host implements (`package sandboxd:plugin@…`).
-pub const CONTRACT_VERSION: &str = "0.2.0";
+pub const CONTRACT_VERSION: &str = "0.3.0";
 
 fn parse(v: &str) -> Option<(u64, u64, u64)> {
     let core = v.split(['-', '+']).next()?;

@@ -115,6 +115,10 @@ impl PluginHost {
             }
         };
         self.current.store(next.clone());
+        crate::metrics::plugin_serving(
+            Some((&current.plugin_version, &current.contract_version)),
+            (&next.plugin_version, &next.contract_version),
+        );
         if let Ok(mut history) = self.history.lock() {
             history.swaps += 1;
         }

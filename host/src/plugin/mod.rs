@@ -5,6 +5,8 @@
 //! fresh `Store` and instance, its own deadline and budget; a trap, a timeout or
 //! an exhausted limit fails that call only.
 //!
+//! - [`exports`]: the typed door, one method per export (the only way in);
+//! - [`caller`]: who a call acts for, and so which limits it gets;
 //! - [`call`]: one call, its limits and its failures;
 //! - [`load`]: compile, check the contract, link, smoke-test;
 //! - [`cache`]: compiled components on disk;
@@ -20,8 +22,10 @@
 
 mod cache;
 mod call;
+mod caller;
 mod contract;
 mod embedded;
+mod exports;
 mod lifecycle;
 mod load;
 mod watch;
@@ -36,8 +40,10 @@ use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker};
 
 pub use call::{CallError, CallLimits, error_id};
+pub use caller::Caller;
 pub use contract::CONTRACT_VERSION;
 pub use embedded::EMBEDDED_PLUGIN;
+pub use exports::{Callbacks, Conversations, ExportError, Sandboxes, Specs, Sync};
 pub use lifecycle::{History, Refusal, Reload, ReloadError, Trigger};
 pub use load::{LoadError, LoadedPlugin};
 pub use watch::{reload_on_sighup, watch};
@@ -116,26 +122,6 @@ impl PluginHost {
     /// The plugin new calls run on.
     pub fn current(&self) -> Arc<LoadedPlugin> {
         self.current.load_full()
-    }
-
-    /// One call for an API request acting for `user`: a fresh instance of the
-    /// current plugin, then `f` with it, within the API limits.
-    pub async fn call<R, F, Fut>(&self, user: Option<String>, f: F) -> Result<R, CallError>
-    where
-        F: FnOnce(Plugin, Store<HostState>) -> Fut,
-        Fut: Future<Output = wasmtime::Result<R>>,
-    {
-        self.call_within(self.runner.api, user, f).await
-    }
-
-    /// One background call (a poll cycle, a delivery run), within the
-    /// background limits.
-    pub async fn call_background<R, F, Fut>(&self, f: F) -> Result<R, CallError>
-    where
-        F: FnOnce(Plugin, Store<HostState>) -> Fut,
-        Fut: Future<Output = wasmtime::Result<R>>,
-    {
-        self.call_within(self.background, None, f).await
     }
 
     async fn call_within<R, F, Fut>(

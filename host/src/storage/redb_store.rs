@@ -189,16 +189,29 @@ impl RedbStore {
 
     /// Apply `ops` atomically and durably (see the module docs for batching).
     pub async fn commit(&self, ops: Vec<Op>) -> Result<(), StorageError> {
+        self.commit_in(Namespace::Plugin, ops).await
+    }
+
+    /// Hand `ops` to the writer and wait until they are durable (or refused).
+    async fn commit_in(&self, namespace: Namespace, ops: Vec<Op>) -> Result<(), StorageError> {
         check_ops(&ops)?;
+        let started = std::time::Instant::now();
         let (tx, rx) = oneshot::channel();
         self.writer
-            .send((Namespace::Plugin, ops, tx))
+            .send((namespace, ops, tx))
             .map_err(|_| StorageError::Backend("the storage writer has stopped".into()))?;
-        rx.await.unwrap_or_else(|_| {
+        let result = rx.await.unwrap_or_else(|_| {
             Err(StorageError::Backend(
                 "the storage writer has stopped".into(),
             ))
-        })
+        });
+        crate::metrics::storage_commit(started.elapsed());
+        result
+    }
+
+    /// Whether the store can be read (the readiness probe).
+    pub fn check(&self) -> Result<(), StorageError> {
+        self.db.begin_read().map(drop).map_err(backend)
     }
 }
 
@@ -236,16 +249,7 @@ impl RedbStore {
 
     /// [`RedbStore::commit`] on the host's own tables.
     pub async fn host_commit(&self, ops: Vec<Op>) -> Result<(), StorageError> {
-        check_ops(&ops)?;
-        let (tx, rx) = oneshot::channel();
-        self.writer
-            .send((Namespace::Host, ops, tx))
-            .map_err(|_| StorageError::Backend("the storage writer has stopped".into()))?;
-        rx.await.unwrap_or_else(|_| {
-            Err(StorageError::Backend(
-                "the storage writer has stopped".into(),
-            ))
-        })
+        self.commit_in(Namespace::Host, ops).await
     }
 }
 

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Changes;
-use crate::plugin::PluginHost;
+use crate::metrics;
+use crate::plugin::{Caller, PluginHost};
 
 /// Longest sleep between checks when nothing is known to be due.
 const IDLE: Duration = Duration::from_secs(5);
@@ -20,16 +21,15 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 pub async fn run_deliveries(plugin: Arc<PluginHost>, changes: Arc<Changes>) {
     let mut backoff = FIRST_BACKOFF;
     loop {
-        let result = plugin
-            .call_background(|p, mut store| async move {
-                p.sandboxd_plugin_callbacks()
-                    .call_deliver_due(&mut store)
-                    .await
-            })
-            .await;
+        let result = plugin.callbacks(&Caller::Host).deliver_due().await;
         let failure = match result {
-            Ok(Ok(summary)) => {
+            Ok(summary) => {
                 backoff = FIRST_BACKOFF;
+                let retried = summary
+                    .attempted
+                    .saturating_sub(summary.delivered)
+                    .saturating_sub(summary.failed);
+                metrics::callback_deliveries(summary.delivered, retried, summary.failed);
                 if summary.attempted > 0 {
                     tracing::info!(
                         attempted = summary.attempted,
@@ -50,7 +50,6 @@ pub async fn run_deliveries(plugin: Arc<PluginHost>, changes: Arc<Changes>) {
                 }
                 continue;
             }
-            Ok(Err(e)) => format!("{e:?}"),
             Err(e) => e.to_string(),
         };
         tracing::warn!(error = %failure, retry_in = ?backoff, "callback deliveries failed");

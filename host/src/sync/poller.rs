@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 use super::Changes;
-use crate::api::ApiError;
 use crate::bindings::sync::CycleSummary;
-use crate::plugin::PluginHost;
+use crate::metrics;
+use crate::plugin::{Caller, ExportError, PluginHost};
 
 pub struct Poller {
     plugin: Arc<PluginHost>,
@@ -32,18 +32,17 @@ impl Poller {
     }
 
     /// Run one cycle now (after the one in progress, if any) and log its summary.
-    pub async fn cycle(&self) -> Result<(CycleSummary, u64), ApiError> {
+    pub async fn cycle(&self) -> Result<(CycleSummary, u64), ExportError> {
         let _running = self.running.lock().await;
         let started = Instant::now();
-        let result = self
-            .plugin
-            .call_background(|p, mut store| async move {
-                p.sandboxd_plugin_sync().call_poll(&mut store).await
-            })
-            .await;
+        let result = self.plugin.sync(&Caller::Host).poll().await;
         let millis = started.elapsed().as_millis() as u64;
+        metrics::poll_cycle(
+            if result.is_ok() { "ok" } else { "failed" },
+            started.elapsed(),
+        );
         match result {
-            Ok(Ok(summary)) => {
+            Ok(summary) => {
                 let failed: Vec<String> = summary
                     .failures
                     .iter()
@@ -59,16 +58,13 @@ impl Poller {
                     millis,
                     "poll cycle"
                 );
+                metrics::events_stored("poll", summary.new_events);
                 self.changes.publish(&summary.changed_conversations);
                 Ok((summary, millis))
             }
-            Ok(Err(e)) => {
-                tracing::warn!(error = ?e, millis, "poll cycle failed");
-                Err(e.into())
-            }
             Err(e) => {
                 tracing::warn!(error = %e, millis, "poll cycle failed");
-                Err(e.into())
+                Err(e)
             }
         }
     }

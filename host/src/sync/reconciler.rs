@@ -6,16 +6,23 @@
 //! it began before this process started (the process that made it is gone;
 //! redb's lock means no other process shares the store), or longer ago than the
 //! API call deadline plus a grace. Passes never overlap.
+//!
+//! The first pass that succeeds makes the service ready (`/readyz`): until
+//! then the store may disagree with the runtime in ways a pass repairs. While
+//! no pass has succeeded, passes are retried sooner than the interval (from
+//! one second, doubling), so a runtime API that was briefly away at start-up
+//! costs seconds of readiness, not a whole interval.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::Mutex;
-
-use crate::api::ApiError;
 use crate::bindings::sandboxes::{OrphanPolicy, ReconcileSummary};
 use crate::config::Orphans;
-use crate::plugin::PluginHost;
+use crate::metrics;
+use crate::plugin::{Caller, ExportError, PluginHost};
+
+/// The first retry after a failed pass, before any pass has succeeded.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
 
 pub struct Reconciler {
     plugin: Arc<PluginHost>,
@@ -24,7 +31,9 @@ pub struct Reconciler {
     boot_us: i64,
     /// A start older than this is abandoned even if it began after boot.
     abandoned_after: Duration,
-    running: Mutex<()>,
+    running: tokio::sync::Mutex<()>,
+    /// Ok once a pass succeeded; before, why not yet.
+    first: Mutex<Result<(), String>>,
 }
 
 fn now_us() -> i64 {
@@ -44,28 +53,34 @@ impl Reconciler {
             },
             boot_us: now_us(),
             abandoned_after,
-            running: Mutex::new(()),
+            running: tokio::sync::Mutex::new(()),
+            first: Mutex::new(Err(
+                "the first reconciliation with the runtime has not finished".into(),
+            )),
         }
     }
 
+    /// Whether a pass has succeeded since start-up, and if not, why not.
+    pub fn first_pass(&self) -> Result<(), String> {
+        self.first
+            .lock()
+            .map_or_else(|p| p.into_inner().clone(), |g| g.clone())
+    }
+
     /// Run one pass now (after the one in progress, if any) and log it.
-    pub async fn pass(&self) -> Result<(ReconcileSummary, u64), ApiError> {
+    pub async fn pass(&self) -> Result<(ReconcileSummary, u64), ExportError> {
         let _running = self.running.lock().await;
         let started = Instant::now();
         let abandoned = i64::try_from(self.abandoned_after.as_micros()).unwrap_or(i64::MAX);
         let stuck_before = self.boot_us.max(now_us().saturating_sub(abandoned));
-        let policy = self.policy;
         let result = self
             .plugin
-            .call_background(move |p, mut store| async move {
-                p.sandboxd_plugin_sandboxes()
-                    .call_reconcile(&mut store, policy, stuck_before)
-                    .await
-            })
+            .sandboxes(&Caller::Host)
+            .reconcile(self.policy, stuck_before)
             .await;
         let millis = started.elapsed().as_millis() as u64;
-        match result {
-            Ok(Ok(s)) => {
+        let outcome = match &result {
+            Ok(s) => {
                 let failed: Vec<String> = s
                     .failures
                     .iter()
@@ -84,25 +99,39 @@ impl Reconciler {
                     millis,
                     "reconciliation"
                 );
-                Ok((s, millis))
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(error = ?e, millis, "reconciliation failed");
-                Err(e.into())
+                metrics::sandboxes(&s.statuses);
+                Ok(())
             }
             Err(e) => {
                 tracing::warn!(error = %e, millis, "reconciliation failed");
-                Err(e.into())
+                Err(format!(
+                    "the first reconciliation with the runtime has not succeeded: {e}"
+                ))
             }
+        };
+        if let Ok(mut first) = self.first.lock()
+            && first.is_err()
+        {
+            *first = outcome;
         }
+        result.map(|s| (s, millis))
     }
 }
 
-/// A pass at once, then one every `interval`, until the process ends.
+/// A pass at once, then one every `interval`, until the process ends (sooner
+/// while no pass has succeeded yet).
 pub async fn run_reconciler(reconciler: Arc<Reconciler>, interval: Duration) {
+    let mut retry = FIRST_RETRY;
     loop {
         // Failures are logged by the pass; the next one tries again.
-        let _ = reconciler.pass().await;
-        tokio::time::sleep(interval).await;
+        let ok = reconciler.pass().await.is_ok();
+        let wait = if ok || reconciler.first_pass().is_ok() {
+            interval
+        } else {
+            let wait = retry.min(interval);
+            retry = (retry * 2).min(interval);
+            wait
+        };
+        tokio::time::sleep(wait).await;
     }
 }

@@ -9,7 +9,7 @@ mod deliver;
 
 use crate::error::{Error, Result};
 use crate::paging::{self, PageStart};
-use crate::ports::{Bound, Scan};
+use crate::ports::{Bound, Scan, StoreError};
 use crate::schema::callbacks::{
     self as schema_cb, AttemptRecord, CALLBACKS, CallbackRecord, DELIVERY_ATTEMPTS,
 };
@@ -23,14 +23,25 @@ pub use deliver::DeliverySummary;
 const MAX_URL: usize = 2048;
 /// Most event kinds one callback may name.
 const MAX_KINDS: usize = 100;
+/// Longest callback id.
+const MAX_ID: usize = 64;
 
 impl Service<'_> {
+    /// Subscribe the caller. The host chooses `id` (it records the URL's
+    /// origin in its egress policy first); a taken one is a conflict.
     pub fn create_callback(
         &self,
+        id: &str,
         url: &str,
         conversation_id: Option<&str>,
         event_kinds: Option<Vec<String>>,
     ) -> Result<CallbackRecord> {
+        if !is_valid_callback_id(id) {
+            return Err(Error::InvalidInput(format!(
+                "invalid callback id '{}': use 1 to {MAX_ID} letters, digits, '-' or '_'",
+                id.chars().take(80).collect::<String>()
+            )));
+        }
         let url = url.trim();
         validate_url(url)?;
         let conversation_key =
@@ -49,14 +60,14 @@ impl Service<'_> {
             )));
         }
         let record = CallbackRecord {
-            id: base62::encode(u128::from_be_bytes(self.env.random_16())),
+            id: id.to_owned(),
             url: url.to_owned(),
             conversation_key,
             event_kinds,
             created_by_user_id: self.caller.clone(),
             created_at_us: self.env.now_micros(),
         };
-        self.store.commit(vec![
+        let created = self.store.commit(vec![
             crate::ports::Op::RequireAbsent {
                 table: CALLBACKS,
                 key: record.id.as_bytes().to_vec(),
@@ -66,8 +77,14 @@ impl Service<'_> {
                 key: record.id.as_bytes().to_vec(),
                 value: encode(&record),
             },
-        ])?;
-        Ok(record)
+        ]);
+        match created {
+            Ok(()) => Ok(record),
+            Err(StoreError::Conflict(_)) => Err(Error::Conflict(format!(
+                "an event callback with id '{id}' already exists"
+            ))),
+            Err(e) => Err(e.into()),
+        }
     }
 
     pub fn list_callbacks(&self) -> Result<Vec<CallbackRecord>> {
@@ -79,7 +96,7 @@ impl Service<'_> {
 
     pub fn get_callback(&self, id: &str) -> Result<CallbackRecord> {
         let not_found = || Error::NotFound(format!("event callback '{id}' not found"));
-        if id.is_empty() || id.len() > 64 {
+        if !is_valid_callback_id(id) {
             return Err(not_found());
         }
         match self.store.get(CALLBACKS, id.as_bytes())? {
@@ -117,15 +134,13 @@ impl Service<'_> {
         let record = self.get_callback(id)?;
         let limit = limit.clamp(1, 100) as usize;
         let prefix = schema_cb::attempts_prefix(&record.id);
-        let start = match paging::parse(page_id).map_err(Error::InvalidInput)? {
-            PageStart::After(k) => Bound::Excluded([prefix.as_slice(), &k].concat()),
-            PageStart::First => Bound::Included(prefix.clone()),
-            PageStart::Offset(_) => {
-                return Err(Error::InvalidInput(
-                    "delivery pages take the next_page_id of the previous page, not an offset"
-                        .into(),
-                ));
-            }
+        let (start, skip) = match paging::parse(page_id) {
+            PageStart::After(k) => (Bound::Excluded([prefix.as_slice(), &k].concat()), 0),
+            PageStart::First => (Bound::Included(prefix.clone()), 0),
+            PageStart::Offset(n) => (
+                Bound::Included(prefix.clone()),
+                usize::try_from(n).unwrap_or(usize::MAX),
+            ),
         };
         let end = schema::prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
         let rows = self.store.scan(Scan {
@@ -133,8 +148,9 @@ impl Service<'_> {
             start,
             end,
             reverse: false,
-            limit: (limit + 1) as u32,
+            limit: u32::try_from(skip.saturating_add(limit + 1)).unwrap_or(u32::MAX),
         })?;
+        let rows = &rows[skip.min(rows.len())..];
         let has_more = rows.len() > limit;
         let page = &rows[..rows.len().min(limit)];
         let items = page
@@ -146,6 +162,16 @@ impl Service<'_> {
             .flatten();
         Ok((items, next))
     }
+}
+
+/// Callback ids are path segments and storage keys: 1 to [`MAX_ID`] ASCII
+/// letters, digits, `-` and `_` (the host makes base62 ones).
+fn is_valid_callback_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// An absolute `http` or `https` URL with a host.

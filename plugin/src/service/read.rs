@@ -20,7 +20,7 @@ impl Service<'_> {
     pub fn search(&self, page_id: Option<&str>, limit: u32) -> Result<SandboxPage> {
         let limit = limit.clamp(1, MAX_PAGE);
         let (table, prefix) = self.scope_index();
-        let (start, skip) = match paging::parse(page_id).map_err(Error::InvalidInput)? {
+        let (start, skip) = match paging::parse(page_id) {
             PageStart::First => (Bound::Included(prefix.clone()), 0),
             PageStart::After(key) => (Bound::Excluded([prefix.as_slice(), &key].concat()), 0),
             PageStart::Offset(n) => (Bound::Included(prefix.clone()), n),

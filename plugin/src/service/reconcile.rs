@@ -19,11 +19,12 @@ use std::collections::HashMap;
 
 use super::Service;
 use crate::error::{Error, Result};
+use crate::model::Status;
 use crate::ports::{Bound, Level, Scan};
 use crate::runtime::Runtime;
 use crate::runtime::client::Action;
 use crate::schema::{self, Phase, SandboxRecord};
-use crate::session_key;
+use crate::{session_key, status};
 
 /// Records read from the store per scan.
 const SCAN_PAGE: u32 = 1_000;
@@ -51,6 +52,31 @@ pub struct ReconcileSummary {
     pub removed: u32,
     /// Sandbox (or session) id and what went wrong.
     pub failures: Vec<(String, String)>,
+    /// The stored sandboxes by status after the pass, as `/list` showed them.
+    pub statuses: StatusCounts,
+}
+
+/// How many sandboxes are in each status.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct StatusCounts {
+    pub starting: u32,
+    pub running: u32,
+    pub paused: u32,
+    pub error: u32,
+    pub missing: u32,
+}
+
+impl StatusCounts {
+    fn count(&mut self, status: Status) {
+        let n = match status {
+            Status::Starting => &mut self.starting,
+            Status::Running => &mut self.running,
+            Status::Paused => &mut self.paused,
+            Status::Error => &mut self.error,
+            Status::Missing => &mut self.missing,
+        };
+        *n += 1;
+    }
 }
 
 /// The spec id recorded for an adopted runtime (its real spec is unknown).
@@ -97,12 +123,12 @@ impl Service<'_> {
         }
 
         for record in records.values() {
-            if record.phase == Phase::Starting && record.started_at_us < stuck_before_us {
-                self.half_way(
-                    record,
-                    by_session.get(record.id.as_str()).copied(),
-                    &mut summary,
-                );
+            let listed = by_session.get(record.id.as_str()).copied();
+            let kept = !(record.phase == Phase::Starting
+                && record.started_at_us < stuck_before_us
+                && !self.half_way(record, listed, &mut summary));
+            if kept {
+                summary.statuses.count(self.to_info(record, listed).status);
             }
         }
         if summary.orphans + summary.completed + summary.removed > 0 || !summary.failures.is_empty()
@@ -182,6 +208,7 @@ impl Service<'_> {
                 match self.store.commit(record.insert_ops()) {
                     Ok(()) => {
                         summary.adopted += 1;
+                        summary.statuses.count(status::from_runtime(Some(runtime)));
                         self.log(
                             Level::Warn,
                             "adopted a runtime that had no sandbox record",
@@ -196,13 +223,13 @@ impl Service<'_> {
         }
     }
 
-    /// Finish or undo a start whose call is over.
+    /// Finish or undo a start whose call is over; false when the record went.
     fn half_way(
         &self,
         record: &SandboxRecord,
         listed: Option<&Runtime>,
         summary: &mut ReconcileSummary,
-    ) {
+    ) -> bool {
         let found = match listed {
             Some(runtime) => Ok(Some(runtime.clone())),
             None => self.runtime().get(&record.id),
@@ -235,6 +262,7 @@ impl Service<'_> {
                         "removed a start that was left half-way and never reached the runtime",
                         &[("sandbox_id", &record.id)],
                     );
+                    return false;
                 }
                 // Changed meanwhile (a delete, a late completion): next pass.
                 Err(crate::ports::StoreError::Conflict(_)) => {}
@@ -242,6 +270,7 @@ impl Service<'_> {
             },
             Err(e) => summary.failures.push((record.id.clone(), e.to_string())),
         }
+        true
     }
 
     /// Every sandbox record, by id.

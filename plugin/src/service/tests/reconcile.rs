@@ -123,3 +123,21 @@ fn users_cannot_reconcile() {
         Err(Error::Unauthorized(_))
     ));
 }
+
+#[test]
+fn a_pass_counts_the_stored_sandboxes_by_status() {
+    let w = World::new();
+    let running = start(&w, Some("alice"));
+    let paused = start(&w, Some("alice"));
+    ok(w.alice().pause(&paused));
+    let gone = start(&w, Some("bob"));
+    w.runtime.set_status(&gone, "stopped");
+    w.runtime.insert("stray", "running");
+    let summary = ok(w.admin().reconcile(OrphanPolicy::Adopt, 0));
+    let s = &summary.statuses;
+    assert_eq!(
+        (s.starting, s.running, s.paused, s.error, s.missing),
+        (0, 2, 1, 0, 1),
+        "{running} and the adopted stray run, one is paused, one has no runtime"
+    );
+}

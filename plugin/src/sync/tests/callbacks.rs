@@ -8,14 +8,15 @@ fn callbacks_receive_new_events_once_signed_and_retried() {
     let (_, _, key) = sandbox_with_agent(&w, Some("alice"));
     let all = ok(w
         .alice()
-        .create_callback(&format!("{HOOKS_URL}/all"), None, None));
+        .create_callback("cb1", &format!("{HOOKS_URL}/all"), None, None));
     let actions = ok(w.alice().create_callback(
+        "cb2",
         &format!("{HOOKS_URL}/actions"),
         Some(CONV_A),
         Some(vec!["ActionEvent".into()]),
     ));
     ok(w.bob()
-        .create_callback(&format!("{HOOKS_URL}/bob"), None, None));
+        .create_callback("cb3", &format!("{HOOKS_URL}/bob"), None, None));
     let batch = json!([
         event("e1", "2026-11-26T07:00:01", "MessageEvent"),
         event("e2", "2026-11-26T07:00:02", "ActionEvent")
@@ -105,7 +106,7 @@ fn deleting_a_callback_drops_what_it_was_owed() {
     let (_, _, key) = sandbox_with_agent(&w, None);
     let cb = ok(w
         .admin()
-        .create_callback(&format!("{HOOKS_URL}/x"), None, None));
+        .create_callback("cb4", &format!("{HOOKS_URL}/x"), None, None));
     ok(w.admin().ingest_events(
         &key,
         CONV_A,
@@ -128,7 +129,7 @@ fn callback_input_is_validated() {
     for bad in ["", "ftp://x", "http://", "http:// space", "hooks.test/x"] {
         assert!(
             matches!(
-                w.admin().create_callback(bad, None, None),
+                w.admin().create_callback("cb5", bad, None, None),
                 Err(Error::InvalidInput(_))
             ),
             "{bad}"
@@ -136,17 +137,17 @@ fn callback_input_is_validated() {
     }
     assert!(matches!(
         w.admin()
-            .create_callback("http://h/x", Some("not/an/id"), None),
+            .create_callback("cb6", "http://h/x", Some("not/an/id"), None),
         Err(Error::InvalidInput(_))
     ));
     assert!(matches!(
         w.admin()
-            .create_callback("http://h/x", None, Some(vec![String::new()])),
+            .create_callback("cb7", "http://h/x", None, Some(vec![String::new()])),
         Err(Error::InvalidInput(_))
     ));
     let cb = ok(w
         .alice()
-        .create_callback("https://h.example/x", Some(CONV_A), None));
+        .create_callback("cb8", "https://h.example/x", Some(CONV_A), None));
     assert_eq!(ok(w.alice().list_callbacks()).len(), 1);
     assert!(ok(w.bob().list_callbacks()).is_empty());
     assert_eq!(ok(w.admin().list_callbacks()).len(), 1);
@@ -154,4 +155,26 @@ fn callback_input_is_validated() {
         w.bob().delete_callback(&cb.id),
         Err(Error::NotFound(_))
     ));
+}
+
+#[test]
+fn callback_ids_come_from_the_host_and_are_unique() {
+    let w = World::new();
+    ok(w.alice()
+        .create_callback("cb-1", "https://h.example/x", None, None));
+    assert!(matches!(
+        w.bob()
+            .create_callback("cb-1", "https://h.example/y", None, None),
+        Err(Error::Conflict(_))
+    ));
+    for bad in ["", "a/b", "x y", &"x".repeat(65)] {
+        assert!(
+            matches!(
+                w.alice()
+                    .create_callback(bad, "https://h.example/x", None, None),
+                Err(Error::InvalidInput(_))
+            ),
+            "{bad}"
+        );
+    }
 }

@@ -201,3 +201,55 @@ fn event_search_pages_filters_and_sorts_like_the_agent_server() {
     );
     assert!(matches!(bad, Err(Error::InvalidInput(_))));
 }
+
+#[test]
+fn a_stream_starts_after_the_newest_event_or_where_the_client_left_off() {
+    let w = World::new();
+    let (_, _, key) = sandbox_with_agent(&w, Some("alice"));
+    assert!(matches!(
+        w.alice().stream_start(CONV_A, None),
+        Err(Error::NotFound(_))
+    ));
+    let info = json!({"id": CONV_A, "execution_status": "idle"});
+    ok(w.admin()
+        .ingest_conversation(&key, info.to_string().as_bytes()));
+    let undashed = CONV_A.replace('-', "");
+    let empty = ok(w.alice().stream_start(&undashed, None));
+    assert_eq!(
+        empty.conversation_id, CONV_A,
+        "the id sync reports changes under"
+    );
+    assert_eq!(empty.after_event_id, None, "no events yet: from the first");
+
+    let batch = json!([
+        event("e2", "2026-11-26T07:00:02", "M"),
+        event("e1", "2026-11-26T07:00:01", "M"),
+    ]);
+    ok(w.admin()
+        .ingest_events(&key, CONV_A, batch.to_string().as_bytes()));
+    let fresh = ok(w.alice().stream_start(CONV_A, None));
+    assert_eq!(
+        fresh.after_event_id.as_deref(),
+        Some("e2"),
+        "the newest by time"
+    );
+    let resumed = ok(w.alice().stream_start(CONV_A, Some(" e1 ")));
+    assert_eq!(resumed.after_event_id.as_deref(), Some("e1"));
+
+    assert!(matches!(
+        w.bob().stream_start(CONV_A, None),
+        Err(Error::NotFound(_))
+    ));
+}
+
+#[test]
+fn a_sandbox_filter_that_cannot_be_a_sandbox_id_lists_nothing() {
+    // Found by the API fuzzer: a 1,024-character sandbox id with a long page
+    // id made an index key past the store's limit (a 500).
+    let w = World::new();
+    let long = "0".repeat(1024);
+    let page = ok(w
+        .alice()
+        .search_conversations(Some(&long), Some(&"0".repeat(4096)), 100));
+    assert!(page.items.is_empty() && page.next_page_id.is_none());
+}
