@@ -348,10 +348,11 @@ async fn exited(inner: &Inner, sandbox: &Sandbox, ended: Result<(), String>) {
 /// Probe until ready (then `running`), gone, or out of time (then `error`).
 async fn probe(inner: Arc<Inner>, sandbox: Arc<Sandbox>) {
     let record = sandbox.record();
-    let spec_probe = inner.specs.iter().find(|s| s.id == record.spec_id).map_or(
-        Probe::Http(crate::config::defaults::PROBE_PATH.into()),
-        |s| s.probe.clone(),
-    );
+    let spec_probe = inner
+        .specs
+        .iter()
+        .find(|s| s.id == record.spec_id)
+        .map_or_else(Probe::default, |s| s.probe.clone());
     let deadline = Instant::now() + inner.config.ready_timeout;
     loop {
         let r = sandbox.record();
