@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use serde::Deserialize;
 
-use super::{Secret, name};
+use super::{Secret, choice, name};
 
 /// The header a trusted gateway puts the authenticated user id in.
 const USER_HEADER: &str = "x-user-id";
@@ -38,9 +38,12 @@ pub struct KeyFile {
     pub admin: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum AuthMode {
-    /// One user; every call sees everything.
+    /// One user; every call sees everything. The default, for a sandboxd on
+    /// loopback (it is refused on another address unless allowed).
+    #[default]
     None,
     /// `Authorization: Bearer <key>`.
     ApiKeys,
@@ -71,18 +74,7 @@ pub(super) fn validate(
     listen: SocketAddr,
     err: &mut impl FnMut(String),
 ) -> AuthConfig {
-    let mode = match raw.mode.as_deref().map(str::trim) {
-        None | Some("none") => AuthMode::None,
-        Some("api-keys") => AuthMode::ApiKeys,
-        Some("trusted-header") => AuthMode::TrustedHeader,
-        Some(v) => {
-            err(format!(
-                "{}: '{v}' is not allowed; use none, api-keys or trusted-header",
-                name("auth.mode")
-            ));
-            AuthMode::None
-        }
-    };
+    let mode: AuthMode = choice("auth.mode", raw.mode.as_deref(), err).unwrap_or_default();
     let mut keys = Vec::with_capacity(raw.keys.len());
     for (i, k) in raw.keys.into_iter().enumerate() {
         if k.key.len() < MIN_KEY_LEN {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::seconds;
+use super::{choice, seconds};
 
 /// A local sandbox still not ready after this long is an error (and killed);
 /// upstream's `start_sandbox_timeout` is the same idea, seen from the app.
@@ -37,9 +37,12 @@ pub struct LocalRuntimeConfig {
     pub ready_timeout: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Isolation {
-    /// None at all: the command runs as sandboxd's user, sees what it sees.
+    /// None at all: the command runs as sandboxd's user, sees what it sees. The
+    /// default: it needs nothing installed.
+    #[default]
     None,
     /// Bubblewrap: a private /tmp, the sandbox's directory writable, the rest
     /// read-only.
@@ -47,18 +50,9 @@ pub enum Isolation {
 }
 
 pub(super) fn validate(raw: LocalRuntimeFile, err: &mut impl FnMut(String)) -> LocalRuntimeConfig {
-    let isolation = match raw.isolation.as_deref().map(str::trim) {
-        None | Some("none") => Isolation::None,
-        Some("bwrap") => Isolation::Bwrap,
-        Some(v) => {
-            err(format!(
-                "local_runtime.isolation: '{v}' is not allowed; use none or bwrap"
-            ));
-            Isolation::None
-        }
-    };
     LocalRuntimeConfig {
-        isolation,
+        isolation: choice("local_runtime.isolation", raw.isolation.as_deref(), err)
+            .unwrap_or_default(),
         // Sandboxes end with the sandboxd that started them unless asked.
         keep_on_exit: raw.keep_on_exit.unwrap_or(false),
         stop_grace: seconds("local_runtime.stop_grace", raw.stop_grace, STOP_GRACE, err),

@@ -16,7 +16,12 @@
 //!   a section's validation reports each problem and goes on with the default.
 //! - A value is checked the same way wherever it came from: the file and the
 //!   environment only fill a [`FileConfig`], and [`validate`] reads that alone.
-//! - Each default is written once, in its section's module.
+//! - Each default is written once, in its section's module (an enum's, as its
+//!   `#[default]` variant).
+//! - An enum's values are spelled once, by its derived `Deserialize`: the file
+//!   keeps them as strings (so a wrong one is a problem reported with the others,
+//!   not a parse error that hides them), and `choice` reads them with serde and
+//!   lists serde's variants in the message.
 
 mod auth;
 mod env;
@@ -35,6 +40,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::de::value::StrDeserializer;
 
 pub use auth::{ApiKey, AuthConfig, AuthMode};
 pub use http::HttpConfig;
@@ -230,6 +237,74 @@ fn whole(
         name(key)
     ));
     None
+}
+
+/// One of the values of a config enum, spelled as its derived `Deserialize`
+/// says (`rename_all`), surrounding whitespace allowed: the enum's `Default`
+/// when absent, `None` when it is not one of them (reported, with the values
+/// allowed as serde lists them, so they are written once: in the enum).
+fn choice<T: DeserializeOwned + Default>(
+    key: &str,
+    value: Option<&str>,
+    err: &mut impl FnMut(String),
+) -> Option<T> {
+    let Some(raw) = value else {
+        return Some(T::default());
+    };
+    let v = raw.trim();
+    match T::deserialize(StrDeserializer::<NotAllowed>::new(v)) {
+        Ok(t) => Some(t),
+        Err(NotAllowed::Variant(allowed)) => {
+            err(format!(
+                "{}: '{v}' is not allowed; use {}",
+                name(key),
+                one_of(allowed)
+            ));
+            None
+        }
+        Err(NotAllowed::Other(why)) => {
+            err(format!("{}: '{v}' is not allowed: {why}", name(key)));
+            None
+        }
+    }
+}
+
+/// Why serde refused a value for an enum: not one of its variants (serde passes
+/// their names), or, for an enum that is not all unit variants, anything else.
+#[derive(Debug)]
+enum NotAllowed {
+    Variant(&'static [&'static str]),
+    Other(String),
+}
+
+impl serde::de::Error for NotAllowed {
+    fn custom<T: std::fmt::Display>(msg: T) -> Self {
+        NotAllowed::Other(msg.to_string())
+    }
+
+    fn unknown_variant(_variant: &str, expected: &'static [&'static str]) -> Self {
+        NotAllowed::Variant(expected)
+    }
+}
+
+impl std::fmt::Display for NotAllowed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotAllowed::Variant(allowed) => write!(f, "use {}", one_of(allowed)),
+            NotAllowed::Other(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for NotAllowed {}
+
+/// `a`, `a or b`, `a, b or c`.
+fn one_of(values: &[&str]) -> String {
+    match values {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [first @ .., last] => format!("{} or {last}", first.join(", ")),
+    }
 }
 
 /// An absolute `http`/`https` URL with a host and no query or fragment, returned

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{Secret, name, parse_base_url, whole};
+use super::{Secret, choice, name, parse_base_url, whole};
 
 /// Upstream default.
 const RESOURCE_FACTOR: u8 = 1;
@@ -52,15 +52,21 @@ pub struct RuntimeConfig {
 }
 
 /// What reconciliation does with a runtime no sandbox record claims.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Orphans {
+    /// The default: a runtime nobody can reach through the API only costs.
+    #[default]
     Stop,
     Adopt,
     Keep,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The runtime class sandboxes are asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum RuntimeClass {
+    #[default]
     Gvisor,
     Sysbox,
 }
@@ -94,29 +100,10 @@ pub(super) fn validate(rt: RuntimeFile, err: &mut impl FnMut(String)) -> Runtime
             RESOURCE_FACTOR
         }
     };
-    let runtime_class = match rt.runtime_class.as_deref().map(str::trim) {
-        None | Some("gvisor") => RuntimeClass::Gvisor,
-        Some("sysbox") => RuntimeClass::Sysbox,
-        Some(v) => {
-            err(format!(
-                "{}: '{v}' is not allowed; use gvisor or sysbox",
-                name("runtime.runtime_class")
-            ));
-            RuntimeClass::Gvisor
-        }
-    };
-    let orphans = match rt.orphans.as_deref().map(str::trim) {
-        None | Some("stop") => Orphans::Stop,
-        Some("adopt") => Orphans::Adopt,
-        Some("keep") => Orphans::Keep,
-        Some(v) => {
-            err(format!(
-                "{}: '{v}' is not allowed; use stop, adopt or keep",
-                name("runtime.orphans")
-            ));
-            Orphans::Stop
-        }
-    };
+    let runtime_class: RuntimeClass =
+        choice("runtime.runtime_class", rt.runtime_class.as_deref(), err).unwrap_or_default();
+    let orphans: Orphans =
+        choice("runtime.orphans", rt.orphans.as_deref(), err).unwrap_or_default();
     // From one second (or sandbox) up, as far as a u32 goes.
     let mut positive = |key: &str, value: Option<i64>, default: u32| -> u32 {
         whole(key, value, 1..=i64::from(u32::MAX), "", err).map_or(default, |v| v as u32)

@@ -5,6 +5,8 @@
 use indexmap::IndexMap;
 use serde::Deserialize;
 
+use super::choice;
+
 /// The spec used when the operator configures none: the OpenHands agent server
 /// image, as upstream ships it.
 const SPEC_ID: &str = "ghcr.io/openhands/agent-server:latest-python";
@@ -75,6 +77,16 @@ pub enum Probe {
     Tcp,
 }
 
+/// What `probe` may say; `http` also takes `probe_path`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum ProbeKind {
+    /// The default: an agent server answers its liveness route.
+    #[default]
+    Http,
+    Tcp,
+}
+
 /// The agent server's liveness route: what a spec probes unless it says
 /// otherwise, and what a sandbox whose spec is no longer configured is probed
 /// with.
@@ -122,8 +134,8 @@ pub(super) fn validate(
         } else if specs.iter().any(|other| other.id == s.id) {
             err(format!("specs[{i}].id: '{}' is configured twice", s.id));
         }
-        let probe = match s.probe.as_deref().map(str::trim) {
-            None | Some("http") => {
+        let probe = match choice(&format!("specs[{i}].probe"), s.probe.as_deref(), err) {
+            Some(ProbeKind::Http) => {
                 let path = s.probe_path.unwrap_or_else(|| PROBE_PATH.into());
                 if !path.starts_with('/') {
                     err(format!(
@@ -132,13 +144,8 @@ pub(super) fn validate(
                 }
                 Probe::Http(path)
             }
-            Some("tcp") => Probe::Tcp,
-            Some(v) => {
-                err(format!(
-                    "specs[{i}].probe: '{v}' is not allowed; use http or tcp"
-                ));
-                Probe::Tcp
-            }
+            // Not one of them (reported): no probe path to check either.
+            Some(ProbeKind::Tcp) | None => Probe::Tcp,
         };
         specs.push(SpecConfig {
             id: s.id,

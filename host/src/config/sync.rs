@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{name, seconds, whole};
+use super::{choice, seconds, whole};
 
 /// Requests of one `send-batch` in flight at once: how many agent servers a poll
 /// cycle talks to at the same time.
@@ -25,9 +25,12 @@ pub struct SyncFile {
     pub request_timeout: Option<f64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum SyncMode {
-    /// Poll when agent servers cannot call back (no `web_url`, or a localhost one).
+    /// Poll when agent servers cannot call back (no `web_url`, or a localhost
+    /// one). The default: it is right both with and without a public URL.
+    #[default]
     Auto,
     Poll,
     /// Rely on webhooks only.
@@ -43,20 +46,8 @@ pub struct SyncConfig {
 }
 
 pub(super) fn validate(raw: SyncFile, err: &mut impl FnMut(String)) -> SyncConfig {
-    let mode = match raw.mode.as_deref().map(str::trim) {
-        None | Some("auto") => SyncMode::Auto,
-        Some("poll") => SyncMode::Poll,
-        Some("webhook") => SyncMode::Webhook,
-        Some(v) => {
-            err(format!(
-                "{}: '{v}' is not allowed; use auto, poll or webhook",
-                name("sync.mode")
-            ));
-            SyncMode::Auto
-        }
-    };
     SyncConfig {
-        mode,
+        mode: choice("sync.mode", raw.mode.as_deref(), err).unwrap_or_default(),
         concurrency: whole("sync.concurrency", raw.concurrency, 1..=1024, "", err)
             .map_or(CONCURRENCY, |n| n as usize),
         request_timeout: seconds(
