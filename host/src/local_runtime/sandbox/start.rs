@@ -53,7 +53,7 @@ fn random_hex(bytes: usize) -> String {
             .zip(nanos.to_le_bytes().iter().cycle())
             .for_each(|(b, n)| *b = *n);
     }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(buf)
 }
 
 /// Four distinct free loopback ports not handed to another sandbox.
