@@ -33,10 +33,6 @@ impl std::fmt::Debug for HostKey {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
     let mut mac = HmacSha256::new_from_slice(key)
@@ -78,7 +74,7 @@ impl HostKey {
 
     /// The secret of callback `id`, as shown once at its creation.
     pub fn secret(&self, callback_id: &str) -> String {
-        hex(&hmac(
+        hex::encode(hmac(
             &self.key,
             format!("sandboxd callback secret:{callback_id}").as_bytes(),
         ))
@@ -86,7 +82,7 @@ impl HostKey {
 
     /// The session API key of the local runtime's sandbox `runtime_id`.
     pub fn session_key(&self, runtime_id: &str) -> String {
-        hex(&hmac(
+        hex::encode(hmac(
             &self.key,
             format!("sandboxd local session key:{runtime_id}").as_bytes(),
         ))
@@ -96,7 +92,7 @@ impl HostKey {
     pub fn signature(&self, callback_id: &str, body: &[u8]) -> String {
         format!(
             "sha256={}",
-            hex(&hmac(self.secret(callback_id).as_bytes(), body))
+            hex::encode(hmac(self.secret(callback_id).as_bytes(), body))
         )
     }
 }
@@ -123,7 +119,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let s = HostKey::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
         let body = br#"{"id":"e1"}"#;
-        let expected = format!("sha256={}", hex(&hmac(s.secret("cb").as_bytes(), body)));
+        let expected = format!(
+            "sha256={}",
+            hex::encode(hmac(s.secret("cb").as_bytes(), body))
+        );
         assert_eq!(s.signature("cb", body), expected);
         assert_ne!(s.signature("cb", b"other"), expected);
     }

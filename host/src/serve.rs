@@ -9,7 +9,6 @@ use tokio::net::TcpListener;
 
 use crate::api::{self, AppState, Authenticator};
 use crate::config::Config;
-use crate::config::defaults;
 use crate::egress::EgressPolicy;
 use crate::engine::EngineHandle;
 use crate::host_key::HostKey;
@@ -22,6 +21,15 @@ use crate::sync::{Changes, Poller, Reconciler, run_deliveries, run_poller, run_r
 
 /// How long requests in flight may take to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Log lines kept from one API call; the rest are dropped and counted.
+const CALL_LOG_LINES: u64 = 200;
+/// Log lines kept from one background call.
+const POLL_LOG_LINES: u64 = 20_000;
+
+/// How long after a plugin call's deadline a start it left half-way is taken
+/// for abandoned (the call is surely over by then).
+const STUCK_START_GRACE: Duration = Duration::from_secs(5);
 
 /// Everything a running sandboxd is made of.
 pub struct Parts {
@@ -120,7 +128,7 @@ fn host_options(config: &Config) -> HostOptions {
                 memory_bytes: p.memory_limit_bytes,
                 http_requests: p.call_http_requests,
                 write_bytes: p.call_write_bytes,
-                log_lines: defaults::CALL_LOG_LINES,
+                log_lines: CALL_LOG_LINES,
             },
         },
         background: CallLimits {
@@ -129,7 +137,7 @@ fn host_options(config: &Config) -> HostOptions {
                 memory_bytes: p.memory_limit_bytes,
                 http_requests: p.poll_http_requests,
                 write_bytes: p.poll_write_bytes,
-                log_lines: defaults::POLL_LOG_LINES,
+                log_lines: POLL_LOG_LINES,
             },
         },
         max_instances: p.max_instances,
@@ -180,7 +188,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let reconciler = Arc::new(Reconciler::new(
         plugin.clone(),
         config.runtime.orphans,
-        config.plugin.call_timeout + defaults::STUCK_START_GRACE,
+        config.plugin.call_timeout + STUCK_START_GRACE,
     ));
     tokio::spawn(run_reconciler(
         reconciler.clone(),

@@ -370,3 +370,61 @@ fn urls_are_kept_as_parsed_and_timeouts_are_at_least_a_millisecond() {
     let c = load("[plugin]\ncall_timeout = 0.001\n", &[]).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.plugin.call_timeout, Duration::from_millis(1));
 }
+
+#[test]
+fn enum_values_are_read_by_serde_around_whitespace() {
+    let c = load(
+        MINIMAL,
+        &[
+            ("SANDBOXD_RUNTIME_CLASS", " sysbox "),
+            ("SANDBOXD_ORPHANS", "adopt\n"),
+            ("SANDBOXD_AUTH_MODE", " trusted-header"),
+            ("SANDBOXD_SYNC_MODE", "webhook\t"),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.runtime.runtime_class, RuntimeClass::Sysbox);
+    assert_eq!(c.runtime.orphans, Orphans::Adopt);
+    assert_eq!(c.auth.mode, AuthMode::TrustedHeader);
+    assert_eq!(c.sync.mode, SyncMode::Webhook);
+    let c = load(
+        "[local_runtime]\nisolation = \" bwrap\"\n[[specs]]\nid = \"a\"\nprobe = \"tcp \"\n[[specs]]\nid = \"b\"\nprobe = \"http\"\nprobe_path = \"/up\"\n",
+        &[],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.local_runtime.isolation, Isolation::Bwrap);
+    assert_eq!(c.specs[0].probe, Probe::Tcp);
+    assert_eq!(c.specs[1].probe, Probe::Http("/up".into()));
+}
+
+#[test]
+fn a_value_not_of_an_enum_is_named_with_the_values_serde_allows() {
+    let e = errors(
+        MINIMAL,
+        &[
+            ("SANDBOXD_AUTH_MODE", " x "),
+            ("SANDBOXD_ORPHANS", "Stop"),
+            ("SANDBOXD_SYNC_MODE", ""),
+        ],
+    );
+    for line in [
+        "auth.mode (SANDBOXD_AUTH_MODE): 'x' is not allowed; use none, api-keys or trusted-header",
+        "runtime.orphans (SANDBOXD_ORPHANS): 'Stop' is not allowed; use stop, adopt or keep",
+        "sync.mode (SANDBOXD_SYNC_MODE): '' is not allowed; use auto, poll or webhook",
+    ] {
+        assert!(e.contains(line), "{line}\nnot in\n{e}");
+    }
+    // A probe that is not one is reported alone: its path is not checked.
+    let e = errors(
+        "[[specs]]\nid = \"x\"\nprobe = \"udp\"\nprobe_path = \"up\"\n",
+        &[],
+    );
+    assert_eq!(e.matches("\n  - ").count(), 1, "{e}");
+    assert!(
+        e.contains("specs[0].probe: 'udp' is not allowed; use http or tcp"),
+        "{e}"
+    );
+    assert_eq!(one_of(&["a"]), "a");
+    assert_eq!(one_of(&["a", "b"]), "a or b");
+    assert_eq!(one_of(&["a", "b", "c"]), "a, b or c");
+}

@@ -94,7 +94,7 @@ impl LocalRuntime {
         let mut key = [0u8; 24];
         getrandom::fill(&mut key)
             .map_err(|e| anyhow::anyhow!("no randomness for the local runtime key: {e}"))?;
-        let api_key: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        let api_key = hex::encode(key);
         let inner = Arc::new(Inner {
             config,
             specs,

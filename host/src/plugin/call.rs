@@ -102,10 +102,6 @@ where
     Err(CallError::Trap { id })
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A short random id to find a failure's log line from the caller's error.
 pub fn error_id() -> String {
     let mut bytes = [0u8; 6];
@@ -116,5 +112,5 @@ pub fn error_id() -> String {
             .map_or(0, |d| d.as_nanos());
         bytes.copy_from_slice(&nanos.to_le_bytes()[..6]);
     }
-    hex(&bytes)
+    hex::encode(bytes)
 }

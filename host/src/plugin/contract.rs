@@ -9,26 +9,23 @@
 //! the host lacks, or lacks an export the host calls, fails to link whatever it
 //! declares.
 
+use semver::Version;
+
 /// The version of `wit/` this host implements (`package sandboxd:plugin@…`).
 pub const CONTRACT_VERSION: &str = "0.3.0";
 
-fn parse(v: &str) -> Option<(u64, u64, u64)> {
-    let core = v.split(['-', '+']).next()?;
-    let mut parts = core.split('.');
-    let version = (
-        parts.next()?.parse().ok()?,
-        parts.next()?.parse().ok()?,
-        parts.next()?.parse().ok()?,
-    );
-    parts.next().is_none().then_some(version)
-}
-
-/// Whether a plugin declaring `plugin` can run on a host implementing `host`.
+/// Whether a plugin declaring `plugin` can run on a host implementing `host`:
+/// both are semver versions (`MAJOR.MINOR.PATCH`, a pre-release or build suffix
+/// allowed and not looked at) of the same major version, and below 1.0 of the
+/// same minor version too. Anything that is not a version is compatible with
+/// nothing.
 pub fn compatible(host: &str, plugin: &str) -> bool {
-    match (parse(host), parse(plugin)) {
-        (Some((0, h_minor, _)), Some((0, p_minor, _))) => h_minor == p_minor,
-        (Some((h_major, _, _)), Some((p_major, _, _))) => h_major == p_major && h_major > 0,
-        _ => false,
+    let (Ok(host), Ok(plugin)) = (Version::parse(host), Version::parse(plugin)) else {
+        return false;
+    };
+    match (host.major, plugin.major) {
+        (0, 0) => host.minor == plugin.minor,
+        (h, p) => h == p,
     }
 }
 
@@ -73,6 +70,15 @@ mod tests {
         assert!(!compatible("1.2.0", "2.0.0"));
         assert!(!compatible("0.1.0", "zero"));
         assert!(!compatible("0.1.0", "0.1"));
+        assert!(!compatible("0.1.0", "0.1.0.0"));
+        assert!(!compatible("0.1.0", ""));
+        // Pre-release and build suffixes are allowed and do not matter.
+        assert!(compatible("0.1.0", "0.1.2-rc.1"));
+        assert!(compatible("0.1.0-dev", "0.1.0+abc"));
+        assert!(compatible("1.0.0", "1.4.0-alpha+build.7"));
+        assert!(!compatible("0.1.0", "0.2.0-rc.1"));
+        // 0.0.x is read like any 0.x: the same minor version (0).
+        assert!(compatible("0.0.1", "0.0.2"));
     }
 
     #[test]

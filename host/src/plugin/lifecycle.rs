@@ -98,7 +98,7 @@ impl PluginHost {
             }
         };
         let current = self.current();
-        let sha256 = super::call::hex(&<sha2::Sha256 as sha2::Digest>::digest(&wasm));
+        let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wasm));
         if sha256 == current.sha256 {
             tracing::debug!(
                 trigger = trigger.as_str(),

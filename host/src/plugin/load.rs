@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
-use super::call::{hex, run};
+use super::call::run;
 use super::contract::{CONTRACT_VERSION, compatible, declared_version};
 use super::{Runner, cache::Compiled};
 use crate::bindings::PluginPre;
@@ -76,7 +76,7 @@ pub(super) async fn prepare(
     wasm: Vec<u8>,
     source: &str,
 ) -> Result<LoadedPlugin, LoadError> {
-    let sha256 = hex(&Sha256::digest(&wasm));
+    let sha256 = hex::encode(Sha256::digest(&wasm));
     let engine = host.engine.engine.clone();
     let cache = host.cache.clone();
     let key = sha256.clone();
