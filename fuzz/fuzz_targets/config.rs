@@ -123,7 +123,7 @@ fn check(c: &Config, allow_public: bool) {
     ] {
         assert!(n >= 1);
     }
-    let _ = c.polls();
+    let _ = c.sync.plan.poll;
 
     // Normalised URLs are accepted again unchanged.
     let mut again = FileConfig {

@@ -206,11 +206,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         watching: _watcher.is_some(),
     });
     let (router, _doc) = api::app(state, &config.auth)?;
-    if config.polls() {
+    if config.sync.plan.poll {
         let interval = Duration::from_secs(u64::from(config.runtime.polling_interval_secs));
         tokio::spawn(run_poller(poller, interval));
     } else {
-        tracing::info!(web_url = ?config.web_url, "not polling agent servers: they call back through webhooks");
+        match &config.sync.plan.callback_url {
+            Some(url) => {
+                tracing::info!(web_url = %url, "not polling agent servers: they call back through webhooks")
+            }
+            None => tracing::warn!(
+                "not polling agent servers, and they are not told where to call back (no web_url): only webhooks configured elsewhere will arrive"
+            ),
+        }
     }
     tokio::spawn(run_deliveries(plugin, changes));
     let runtime_api = config

@@ -50,7 +50,7 @@ pub use plugin::PluginConfig;
 pub use runtime::{Orphans, RuntimeClass, RuntimeConfig};
 pub use secret::Secret;
 pub use specs::{Probe, SpecConfig};
-pub use sync::{SyncConfig, SyncMode};
+pub use sync::{SyncConfig, SyncMode, SyncPlan};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -71,20 +71,6 @@ pub struct Config {
 }
 
 impl Config {
-    /// Whether the host polls agent servers: always in `poll` mode, never in
-    /// `webhook` mode, and in `auto` mode when they cannot call back because this
-    /// service has no public URL.
-    pub fn polls(&self) -> bool {
-        match self.sync.mode {
-            SyncMode::Poll => true,
-            SyncMode::Webhook => false,
-            SyncMode::Auto => self
-                .web_url
-                .as_deref()
-                .is_none_or(|u| u.contains("localhost")),
-        }
-    }
-
     /// Read `path` (if any), lay the process environment over it, and validate.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let mut raw = match path {
@@ -161,7 +147,7 @@ pub fn validate(raw: FileConfig) -> Result<Config, ConfigError> {
     let auth = auth::validate(raw.auth, service.listen, &mut err);
     let plugin = plugin::validate(raw.plugin, &mut err);
     let http = http::validate(raw.http, &mut err);
-    let sync = sync::validate(raw.sync, &mut err);
+    let sync = sync::validate(raw.sync, service.web_url.as_deref(), &mut err);
 
     if errors.is_empty() {
         Ok(Config {
