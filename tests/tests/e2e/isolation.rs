@@ -422,10 +422,11 @@ struct Run {
 
 #[tokio::test]
 async fn users_never_see_or_touch_each_others_objects() {
+    let _turn = crate::serial::shared().await;
     let seed = seed();
     let steps = steps();
     println!(
-        "isolation: seed {seed} ({steps} steps); replay with ISOLATION_SEED={seed} cargo test -p sandboxd-tests --test isolation -- --nocapture"
+        "isolation: seed {seed} ({steps} steps); replay with ISOLATION_SEED={seed} cargo test -p sandboxd-tests --test e2e isolation:: -- --nocapture"
     );
     let started = Instant::now();
     let mut run = Run::start(seed).await;
@@ -508,7 +509,7 @@ impl Run {
 
     fn fail(&self, call: &str, what: impl std::fmt::Display) -> ! {
         panic!(
-            "isolation violated (seed {seed}, step {step}, {doing}): {what}\n  call: {call}\n  replay: ISOLATION_SEED={seed} cargo test -p sandboxd-tests --test isolation -- --nocapture",
+            "isolation violated (seed {seed}, step {step}, {doing}): {what}\n  call: {call}\n  replay: ISOLATION_SEED={seed} cargo test -p sandboxd-tests --test e2e isolation:: -- --nocapture",
             seed = self.seed,
             step = self.step,
             doing = self.doing,

@@ -118,6 +118,9 @@ async fn verify(sd: &Sandboxd, rt: &FakeRuntime, answered: &Answered, round: usi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_concurrent_starts_and_deletes_loses_nothing() {
+    // 200 concurrent operations and four kills: alone, so the kill moments fall
+    // where the seed puts them and the other tests' timeouts are not starved.
+    let _turn = crate::serial::alone().await;
     let seed = std::env::var("CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -221,6 +224,7 @@ async fn sigkill_during_concurrent_starts_and_deletes_loses_nothing() {
 
 #[tokio::test]
 async fn a_runtime_without_a_record_is_stopped_or_adopted_by_policy() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     rt.insert_runtime("stray", "running");
     let sd = Sandboxd::start_with(Options::for_runtime(&rt));
