@@ -12,5 +12,6 @@ pub mod load;
 pub mod plugins;
 pub mod receiver;
 pub mod sandboxd;
+mod serve;
 pub mod soak;
 pub mod swap;
