@@ -175,6 +175,18 @@ async fn a_request_flood_is_stopped_at_the_budget() {
         "web_url = \"https://app.example\"\n[sync]\nmode = \"webhook\"\n[plugin]\ncall_http_requests = 50\n",
     );
     let api = f.sd.api();
+    // The start-up reconciliation pass sends its own /list, concurrently with the
+    // first requests: wait for it to finish, so that it is counted before the flood
+    // and not in it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f.sd.logs().contains("reconciliation") {
+        assert!(
+            Instant::now() < deadline,
+            "no start-up reconciliation in the log:\n{}",
+            f.sd.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let before = rt.count("GET", "/list");
     let reply = api.get("/api/v1/sandboxes/fault-flood").await;
     assert_eq!(reply.status, 503, "{:?}", reply.body);
