@@ -13,6 +13,7 @@ pub mod plugins;
 pub mod receiver;
 pub mod sandboxd;
 pub mod schemathesis;
+mod serve;
 pub mod soak;
 pub mod swap;
 pub mod venv;

@@ -80,6 +80,7 @@ fn error_id(detail: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_that_computes_forever_is_stopped_at_its_deadline_while_others_are_served() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let f = start(&rt, "[plugin]\ncall_timeout = 1.0\n");
     let api = f.sd.api();
@@ -114,6 +115,7 @@ async fn a_plugin_that_computes_forever_is_stopped_at_its_deadline_while_others_
 
 #[tokio::test]
 async fn unbounded_allocation_fails_the_call_at_the_memory_limit() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let f = start(&rt, "[plugin]\nmemory_limit_mb = 32\n");
     let api = f.sd.api();
@@ -138,6 +140,7 @@ async fn unbounded_allocation_fails_the_call_at_the_memory_limit() {
 
 #[tokio::test]
 async fn a_trap_fails_only_its_call_with_an_error_id_in_the_log() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let f = start(&rt, "");
     let api = f.sd.api();
@@ -164,6 +167,7 @@ async fn a_trap_fails_only_its_call_with_an_error_id_in_the_log() {
 
 #[tokio::test]
 async fn a_request_flood_is_stopped_at_the_budget() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     // No poll cycles: every /list the runtime sees comes from the flood.
     let f = start(
@@ -171,6 +175,18 @@ async fn a_request_flood_is_stopped_at_the_budget() {
         "web_url = \"https://app.example\"\n[sync]\nmode = \"webhook\"\n[plugin]\ncall_http_requests = 50\n",
     );
     let api = f.sd.api();
+    // The start-up reconciliation pass sends its own /list, concurrently with the
+    // first requests: wait for it to finish, so that it is counted before the flood
+    // and not in it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !f.sd.logs().contains("reconciliation") {
+        assert!(
+            Instant::now() < deadline,
+            "no start-up reconciliation in the log:\n{}",
+            f.sd.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let before = rt.count("GET", "/list");
     let reply = api.get("/api/v1/sandboxes/fault-flood").await;
     assert_eq!(reply.status, 503, "{:?}", reply.body);
@@ -186,6 +202,7 @@ async fn a_request_flood_is_stopped_at_the_budget() {
 
 #[tokio::test]
 async fn a_destination_outside_the_allow_list_is_denied_and_never_contacted() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let outside = Receiver::start();
     let port = outside
@@ -233,6 +250,7 @@ async fn a_destination_outside_the_allow_list_is_denied_and_never_contacted() {
 
 #[tokio::test]
 async fn narrowing_the_allow_list_cuts_off_agent_servers() {
+    let _turn = crate::serial::shared().await;
     let agents = FakeAgentServer::start();
     let rt = FakeRuntime::start_with(FakeRuntimeOptions {
         url_template: format!("{}/{{session_id}}", agents.url()),
@@ -260,6 +278,7 @@ fn count(sd: &Sandboxd, needle: &str) -> usize {
 
 #[tokio::test]
 async fn a_plugin_that_keeps_trapping_in_the_background_does_not_make_the_host_spin() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let receiver = Receiver::start();
     let f = start(&rt, "[runtime]\npolling_interval = 1\n");

@@ -609,6 +609,7 @@ fn cases(sandbox: &str, session_key: &str) -> Vec<Case> {
 
 #[tokio::test]
 async fn hostile_input_gets_a_4xx_that_says_why_and_never_a_5xx() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let sd = Sandboxd::start_with(Options::for_runtime(&rt).config(&format!(
         "[auth]\nmode = \"api-keys\"\n\

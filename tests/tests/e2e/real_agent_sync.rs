@@ -101,6 +101,7 @@ async fn wait_for_sync(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_stores_a_real_conversation_exactly_once() {
+    let _turn = crate::serial::shared().await;
     let llm = FakeLlm::start();
     let rt = FakeRuntime::start();
     let sd = Sandboxd::start_with(Options::for_runtime(&rt).env("SANDBOXD_POLLING_INTERVAL", "1"));
@@ -146,6 +147,7 @@ async fn polling_stores_a_real_conversation_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_store_a_real_conversation_exactly_once() {
+    let _turn = crate::serial::shared().await;
     let llm = FakeLlm::start();
     let rt = FakeRuntime::start();
     let sd = Sandboxd::start_with(Options::for_runtime(&rt).env("SANDBOXD_SYNC_MODE", "webhook"));

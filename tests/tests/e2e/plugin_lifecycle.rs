@@ -77,6 +77,7 @@ async fn start_sandboxes(sd: &Sandboxd, n: usize) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writing_the_plugin_file_swaps_it_live_with_no_failed_request() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let (_dir, path) = plugin_file(&built(Variant::Normal));
     let sd = Sandboxd::start_with(with_plugin(&rt, &path));
@@ -127,6 +128,7 @@ async fn writing_the_plugin_file_swaps_it_live_with_no_failed_request() {
 
 #[tokio::test]
 async fn sighup_and_the_admin_route_reload_the_file() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let (_dir, path) = plugin_file(&built(Variant::Normal));
     let sd = Sandboxd::start_with(with_plugin(&rt, &path).config("[plugin]\nwatch = false\n"));
@@ -155,6 +157,7 @@ async fn sighup_and_the_admin_route_reload_the_file() {
 
 #[tokio::test]
 async fn only_admins_may_see_or_reload_the_plugin_and_the_embedded_one_cannot_be_reloaded() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let sd = Sandboxd::start_with(Options::for_runtime(&rt).config(
         "[auth]\nmode = \"api-keys\"\n\
@@ -178,6 +181,7 @@ async fn only_admins_may_see_or_reload_the_plugin_and_the_embedded_one_cannot_be
 
 #[tokio::test]
 async fn a_refused_plugin_leaves_the_running_one_serving_and_says_why() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let (_dir, path) = plugin_file(&built(Variant::Normal));
     let sd = Sandboxd::start_with(with_plugin(&rt, &path).config("[plugin]\nwatch = false\n"));
@@ -242,6 +246,7 @@ async fn a_refused_plugin_leaves_the_running_one_serving_and_says_why() {
 
 #[tokio::test]
 async fn a_plugin_built_against_a_compatible_contract_version_serves() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let (_dir, path) = plugin_file(&built(Variant::Contract("0.3.9".into())));
     let sd = Sandboxd::start_with(with_plugin(&rt, &path));
@@ -255,6 +260,7 @@ async fn a_plugin_built_against_a_compatible_contract_version_serves() {
 
 #[tokio::test]
 async fn the_watcher_refuses_a_bad_file_and_takes_the_next_good_one() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let (_dir, path) = plugin_file(&built(Variant::Normal));
     let sd = Sandboxd::start_with(with_plugin(&rt, &path));
@@ -286,6 +292,7 @@ async fn the_watcher_refuses_a_bad_file_and_takes_the_next_good_one() {
 
 #[tokio::test]
 async fn a_restart_loads_the_compiled_plugin_from_the_cache() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let (_dir, path) = plugin_file(&built(Variant::Faults));
     let data = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -304,6 +311,7 @@ async fn a_restart_loads_the_compiled_plugin_from_the_cache() {
 
 #[test]
 fn a_bad_plugin_at_startup_is_refused_with_the_reason() {
+    let _turn = crate::serial::shared_blocking();
     let rt = FakeRuntime::start();
     let (_dir, path) = plugin_file(&incompatible());
     let failure = match Sandboxd::try_start(with_plugin(&rt, &path)) {
@@ -332,6 +340,7 @@ fn check(path: &Path) -> (bool, String) {
 
 #[test]
 fn plugin_check_validates_offline_and_prints_versions_and_interface() {
+    let _turn = crate::serial::shared_blocking();
     let (_d1, good) = plugin_file(&built(Variant::Faults));
     let (ok, out) = check(&good);
     assert!(ok, "{out}");

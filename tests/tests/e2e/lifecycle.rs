@@ -14,6 +14,7 @@ fn id_of(sandbox: &Value) -> String {
 
 #[tokio::test]
 async fn a_sandbox_is_started_read_paused_resumed_and_deleted() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let sd = Sandboxd::start(&rt);
     let api = sd.api();
@@ -146,6 +147,7 @@ async fn a_sandbox_is_started_read_paused_resumed_and_deleted() {
 
 #[tokio::test]
 async fn every_runtime_status_maps_to_a_sandbox_status() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let sd = Sandboxd::start(&rt);
     let api = sd.api();
@@ -173,6 +175,7 @@ async fn every_runtime_status_maps_to_a_sandbox_status() {
 
 #[tokio::test]
 async fn a_sandbox_starting_for_too_long_is_an_error_with_a_reason() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start_with(FakeRuntimeOptions {
         start_status: "starting".into(),
         ..Default::default()
@@ -191,6 +194,7 @@ async fn a_sandbox_starting_for_too_long_is_an_error_with_a_reason() {
 
 #[tokio::test]
 async fn subdomain_routing_builds_service_urls_from_the_host_name() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start_with(FakeRuntimeOptions {
         url_template: "https://{runtime_id}.sandboxes.example".into(),
         ..Default::default()
@@ -212,6 +216,7 @@ async fn subdomain_routing_builds_service_urls_from_the_host_name() {
 
 #[tokio::test]
 async fn path_routing_builds_service_urls_under_the_runtime_id() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start_with(FakeRuntimeOptions {
         url_template: "https://sandboxes.example/{runtime_id}".into(),
         ..Default::default()
@@ -251,6 +256,7 @@ async fn path_routing_builds_service_urls_under_the_runtime_id() {
 
 #[tokio::test]
 async fn configuration_shapes_the_start_request() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let config = format!(
         r#"
@@ -328,6 +334,7 @@ working_dir = "/w"
 
 #[tokio::test]
 async fn caller_chosen_ids_are_kept_and_duplicates_conflict() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let sd = Sandboxd::start(&rt);
     let api = sd.api();
@@ -347,6 +354,7 @@ async fn caller_chosen_ids_are_kept_and_duplicates_conflict() {
 
 #[tokio::test]
 async fn the_limit_pauses_the_oldest_running_sandboxes() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let sd = Sandboxd::start_with(Options::for_runtime(&rt).env("SANDBOXD_MAX_NUM_SANDBOXES", "2"));
     let api = sd.api();
@@ -360,6 +368,7 @@ async fn the_limit_pauses_the_oldest_running_sandboxes() {
 
 #[tokio::test]
 async fn health_answers_without_authentication() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let sd = Sandboxd::start_with(Options::for_runtime(&rt).config(
         "[auth]\nmode = \"api-keys\"\n[[auth.keys]]\nkey = \"admin-key-0123456789\"\nadmin = true\n",

@@ -9,6 +9,7 @@ use sandboxd_tests::sandboxd::{Options, Sandboxd};
 
 #[tokio::test]
 async fn search_pages_through_everything_newest_first() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let sd =
         Sandboxd::start_with(Options::for_runtime(&rt).env("SANDBOXD_MAX_NUM_SANDBOXES", "1000"));
@@ -85,6 +86,7 @@ async fn search_pages_through_everything_newest_first() {
 
 #[tokio::test]
 async fn malformed_queries_get_a_4xx_that_says_what_is_wrong() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let sd = Sandboxd::start(&rt);
     let api = sd.api();

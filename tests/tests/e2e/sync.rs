@@ -80,6 +80,7 @@ async fn event_ids(api: &Api, conversation: &str, query: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn polling_syncs_conversations_and_events_exactly_once() {
+    let _turn = crate::serial::shared().await;
     let s = setup();
     let sd = Sandboxd::start_with(polling(&s));
     let api = sd.api();
@@ -167,6 +168,7 @@ async fn polling_syncs_conversations_and_events_exactly_once() {
 
 #[tokio::test]
 async fn a_failing_agent_server_is_named_and_does_not_stop_the_others() {
+    let _turn = crate::serial::shared().await;
     let s = setup();
     let config = format!(
         "[runtime]\napi_url = \"{}\"\napi_key = \"{}\"\npolling_interval = 1\n[sync]\nrequest_timeout = 0.5\n",
@@ -232,6 +234,7 @@ async fn a_failing_agent_server_is_named_and_does_not_stop_the_others() {
 
 #[tokio::test]
 async fn webhooks_are_authenticated_by_the_sandbox_session_key() {
+    let _turn = crate::serial::shared().await;
     let s = setup();
     let sd = Sandboxd::start_with(
         Options::for_runtime(&s.rt)
@@ -338,6 +341,7 @@ async fn webhooks_are_authenticated_by_the_sandbox_session_key() {
 
 #[tokio::test]
 async fn an_event_that_arrives_by_webhook_and_by_poll_is_stored_once() {
+    let _turn = crate::serial::shared().await;
     let s = setup();
     let sd = Sandboxd::start_with(polling(&s));
     let api = sd.api();
@@ -374,6 +378,7 @@ async fn an_event_that_arrives_by_webhook_and_by_poll_is_stored_once() {
 
 #[tokio::test]
 async fn new_events_stream_as_server_sent_events() {
+    let _turn = crate::serial::shared().await;
     let s = setup();
     let sd = Sandboxd::start_with(Options::for_runtime(&s.rt).env("SANDBOXD_SYNC_MODE", "webhook"));
     let api = sd.api();
@@ -460,6 +465,7 @@ fn signature(secret: &str, body: &[u8]) -> String {
 
 #[tokio::test]
 async fn callbacks_are_signed_retried_logged_and_survive_a_restart() {
+    let _turn = crate::serial::shared().await;
     let s = setup();
     let receiver = Receiver::start();
     let mut sd =
@@ -619,6 +625,7 @@ async fn callbacks_are_signed_retried_logged_and_survive_a_restart() {
 
 #[tokio::test]
 async fn conversation_queries_validate_their_input() {
+    let _turn = crate::serial::shared().await;
     let s = setup();
     let sd = Sandboxd::start(&s.rt);
     let api = sd.api();

@@ -41,6 +41,7 @@ fn is_naive_timestamp(timestamp: &str) -> bool {
 
 #[test]
 fn the_fake_llm_answers_with_a_finish_call_or_text() {
+    let _turn = crate::serial::shared_blocking();
     let llm = FakeLlm::start();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -137,6 +138,7 @@ fn the_fake_llm_answers_with_a_finish_call_or_text() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conversation_runs_to_finished_and_lists_its_events() {
+    let _turn = crate::serial::shared().await;
     let llm = FakeLlm::start();
     let server = AgentServer::start();
 
@@ -304,6 +306,7 @@ async fn a_conversation_runs_to_finished_and_lists_its_events() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_session_key_gets_401() {
+    let _turn = crate::serial::shared().await;
     let server = AgentServer::start_with(AgentServerOptions::default().session_api_key("sk-right"));
     assert_eq!(server.session_api_key(), "sk-right");
     for path in [
@@ -406,6 +409,7 @@ impl Receiver {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_push_conversation_info_and_event_batches() {
+    let _turn = crate::serial::shared().await;
     let receiver = Receiver::start().await;
     let base = format!("{}/api/v1/webhooks", receiver.url);
     let llm = FakeLlm::start();
@@ -524,6 +528,7 @@ async fn webhooks_push_conversation_info_and_event_batches() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buffered_webhook_events_wait_for_the_flush_or_a_graceful_stop() {
+    let _turn = crate::serial::shared().await;
     let receiver = Receiver::start().await;
     let base = format!("{}/api/v1/webhooks", receiver.url);
     let llm = FakeLlm::start();
@@ -602,6 +607,7 @@ fn trimmed(value: &Value, depth: usize) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "prints wire examples; run by hand"]
 async fn print_wire_examples() {
+    let _turn = crate::serial::shared().await;
     let receiver = Receiver::start().await;
     let base = format!("{}/api/v1/webhooks", receiver.url);
     let llm = FakeLlm::start();

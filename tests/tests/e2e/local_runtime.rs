@@ -136,6 +136,7 @@ async fn get_json(url: &str, key: Option<&str>) -> (u16, Value) {
 
 #[tokio::test]
 async fn a_local_sandbox_is_a_real_process_behind_the_exposed_urls() {
+    let _turn = crate::serial::shared().await;
     let sd = Sandboxd::start_with(Options::default().config(&config("", &[four_ports_spec()])));
     let api = sd.api();
     let sb = start(&api, "four-ports").await;
@@ -200,6 +201,7 @@ async fn a_local_sandbox_is_a_real_process_behind_the_exposed_urls() {
 
 #[tokio::test]
 async fn the_default_spec_runs_with_nothing_but_python() {
+    let _turn = crate::serial::shared().await;
     let sd = Sandboxd::start_with(Options::default());
     let api = sd.api();
     let specs = api.get("/api/v1/sandbox-specs/search").await.ok();
@@ -228,6 +230,7 @@ async fn the_default_spec_runs_with_nothing_but_python() {
 
 #[tokio::test]
 async fn failures_of_the_process_are_errors_with_their_reason() {
+    let _turn = crate::serial::shared().await;
     let specs = [
         ("missing", vec!["/definitely/not/a/command", "{port}"], ""),
         (
@@ -304,6 +307,7 @@ async fn failures_of_the_process_are_errors_with_their_reason() {
 
 #[tokio::test]
 async fn a_stop_ends_the_whole_process_group_even_if_it_ignores_sigterm() {
+    let _turn = crate::serial::shared().await;
     let stubborn = (
         "stubborn",
         vec![
@@ -340,6 +344,7 @@ async fn a_stop_ends_the_whole_process_group_even_if_it_ignores_sigterm() {
 
 #[tokio::test]
 async fn sandboxes_survive_a_crash_of_sandboxd_and_are_adopted() {
+    let _turn = crate::serial::shared().await;
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let options = || Options {
         data_dir: Some(dir.path().to_path_buf()),
@@ -405,6 +410,7 @@ async fn sandboxes_survive_a_crash_of_sandboxd_and_are_adopted() {
 
 #[tokio::test]
 async fn a_clean_shutdown_stops_sandboxes_unless_told_to_keep_them() {
+    let _turn = crate::serial::shared().await;
     for keep in [false, true] {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let extra = format!("[local_runtime]\nkeep_on_exit = {keep}");
@@ -443,6 +449,7 @@ async fn a_clean_shutdown_stops_sandboxes_unless_told_to_keep_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_sandboxes_start_at_once() {
+    let _turn = crate::serial::shared().await;
     let sd = Sandboxd::start_with(
         Options::default().config(&config("max_num_sandboxes = 100", &[four_ports_spec()])),
     );
@@ -508,6 +515,7 @@ async fn futures_join_all<F: std::future::Future>(
 
 #[tokio::test]
 async fn bubblewrap_isolation_keeps_the_sandbox_in_its_directory() {
+    let _turn = crate::serial::shared().await;
     if std::process::Command::new("bwrap")
         .arg("--version")
         .output()
@@ -564,6 +572,7 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), http.server.Sim
 
 #[test]
 fn bubblewrap_requested_but_missing_stops_startup_with_a_clear_error() {
+    let _turn = crate::serial::shared_blocking();
     let failure = Sandboxd::try_start(
         Options::default()
             .config("[local_runtime]\nisolation = \"bwrap\"\n")

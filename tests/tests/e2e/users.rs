@@ -32,6 +32,7 @@ fn ids(page: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn users_see_and_touch_only_their_own_sandboxes() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let sd = Sandboxd::start_with(Options::for_runtime(&rt).config(&keys_config()));
     let (alice, bob, admin) = (
@@ -116,6 +117,7 @@ async fn users_see_and_touch_only_their_own_sandboxes() {
 
 #[tokio::test]
 async fn requests_without_a_valid_key_are_refused() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let sd = Sandboxd::start_with(Options::for_runtime(&rt).config(&keys_config()));
     let anonymous = sd.api();
@@ -140,6 +142,7 @@ async fn requests_without_a_valid_key_are_refused() {
 
 #[tokio::test]
 async fn a_trusted_gateway_names_the_user() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let sd =
         Sandboxd::start_with(Options::for_runtime(&rt).env("SANDBOXD_AUTH_MODE", "trusted-header"));

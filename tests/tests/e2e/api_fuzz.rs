@@ -20,6 +20,7 @@ fn env_number(name: &str, default: u64) -> u64 {
 
 #[tokio::test]
 async fn every_answer_is_what_the_openapi_document_says() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let sd = Sandboxd::start(&rt);
     // A sandbox the fuzzer can find, so reads and the webhooks (with its

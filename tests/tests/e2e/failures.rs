@@ -13,6 +13,7 @@ fn id_of(v: &Value) -> String {
 
 #[tokio::test]
 async fn a_refused_start_is_a_502_naming_the_cause_and_leaves_nothing() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let sd = Sandboxd::start(&rt);
     let api = sd.api();
@@ -41,6 +42,7 @@ async fn a_refused_start_is_a_502_naming_the_cause_and_leaves_nothing() {
 
 #[tokio::test]
 async fn a_dropped_connection_on_start_leaves_no_record_of_a_sandbox_that_does_not_exist() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let sd = Sandboxd::start(&rt);
     let api = sd.api();
@@ -56,6 +58,7 @@ async fn a_dropped_connection_on_start_leaves_no_record_of_a_sandbox_that_does_n
 
 #[tokio::test]
 async fn a_runtime_api_that_is_down_fails_writes_clearly_and_reads_report_missing() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let sd = Sandboxd::start(&rt);
     let api = sd.api();
@@ -93,6 +96,7 @@ async fn a_runtime_api_that_is_down_fails_writes_clearly_and_reads_report_missin
 
 #[tokio::test]
 async fn a_failing_stop_keeps_the_sandbox_so_no_runtime_is_orphaned() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let sd = Sandboxd::start(&rt);
     let api = sd.api();
@@ -113,6 +117,7 @@ async fn a_failing_stop_keeps_the_sandbox_so_no_runtime_is_orphaned() {
 
 #[tokio::test]
 async fn malformed_runtime_answers_are_tolerated() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let sd = Sandboxd::start(&rt);
     let api = sd.api();
@@ -170,6 +175,7 @@ async fn malformed_runtime_answers_are_tolerated() {
 
 #[tokio::test]
 async fn a_slow_runtime_api_is_cut_off_by_the_configured_timeout() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let config = format!(
         "[runtime]\napi_url = \"{}\"\napi_key = \"{}\"\n[http]\ntimeout = 0.5\n",

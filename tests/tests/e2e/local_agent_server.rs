@@ -23,6 +23,7 @@ initial_env = {{ TZ = "UTC", OH_CONVERSATIONS_PATH = "{{workspace}}/conversation
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_agent_server_runs_as_a_local_sandbox() {
+    let _turn = crate::serial::shared().await;
     let python = venv_python();
     let config = format!(
         "[runtime]\nstart_sandbox_timeout = 120\n{}",

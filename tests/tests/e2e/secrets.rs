@@ -64,6 +64,7 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
 
 #[tokio::test]
 async fn no_secret_reaches_the_logs_the_errors_or_the_store() {
+    let _turn = crate::serial::shared().await;
     let agents = FakeAgentServer::start();
     let rt = FakeRuntime::start_with(FakeRuntimeOptions {
         url_template: format!("{}/{{session_id}}", agents.url()),

@@ -533,11 +533,13 @@ macro_rules! columns {
         $(
             #[tokio::test]
             async fn $name() {
+                let _turn = crate::serial::shared().await;
                 column($fault).await;
             }
         )*
         #[test]
         fn every_fault_has_a_column() {
+            let _turn = crate::serial::shared_blocking();
             let tested = [$($fault),*];
             assert!(ALL.iter().all(|f| tested.contains(f)));
         }

@@ -16,6 +16,7 @@ fn refusal(options: Options) -> String {
 
 #[test]
 fn invalid_configuration_names_the_key_and_the_allowed_values() {
+    let _turn = crate::serial::shared_blocking();
     let rt = FakeRuntime::start();
     let e = refusal(Options::for_runtime(&rt).env("SANDBOXD_RESOURCE_FACTOR", "3"));
     assert!(
@@ -39,6 +40,7 @@ fn invalid_configuration_names_the_key_and_the_allowed_values() {
 
 #[tokio::test]
 async fn secrets_never_reach_the_logs() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     // Everything at trace level, but the compiler's own (huge) traces.
     let filter = "trace,cranelift_codegen=warn,cranelift_frontend=warn,regalloc2=warn,wasmtime_internal_cranelift=warn,wasmtime_environ=warn,wasmtime=warn";
@@ -77,6 +79,7 @@ async fn secrets_never_reach_the_logs() {
 
 #[test]
 fn the_database_holds_no_session_key() {
+    let _turn = crate::serial::shared_blocking();
     let rt = FakeRuntime::start();
     let mut sd = Sandboxd::start(&rt);
     let runtime = tokio::runtime::Builder::new_current_thread()
