@@ -40,12 +40,14 @@ pub mod urls;
 #[cfg(target_family = "wasm")]
 mod glue;
 
-#[cfg(test)]
-mod testing;
+/// In-memory fakes of the imports, for the plugin's own tests and for anyone
+/// who drives the service natively (the fuzz targets): the `testing` feature.
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 /// The version of the WIT package (`wit/world.wit`) this plugin is built
-/// against, read from the WIT by the build script.
-pub const CONTRACT_VERSION: &str = env!("SANDBOXD_CONTRACT_VERSION");
+/// against.
+pub const CONTRACT_VERSION: &str = sandboxd_contract::VERSION;
 
 /// This plugin's own version (`SANDBOXD_PLUGIN_VERSION` at build time, or the
 /// crate's).

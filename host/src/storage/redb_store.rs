@@ -15,7 +15,6 @@
 //!   local runtime's records) under `host.`; the plugin cannot name the latter.
 
 use std::collections::HashMap;
-use std::ops::Bound as StdBound;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
@@ -25,8 +24,8 @@ use redb::{
 };
 use tokio::sync::oneshot;
 
-use super::{MAX_READ, check_bound, check_key, check_ops, check_table, is_ordered};
-use crate::bindings::storage::{Bound, Entry, Op, ScanRequest, StorageError};
+use super::{MAX_READ, check_commit, check_get, check_get_many, check_scan, std_bound};
+use crate::bindings::storage::{Entry, Op, ScanRequest, StorageError};
 
 /// Most commits folded into one write transaction.
 const MAX_BATCH: usize = 512;
@@ -111,8 +110,7 @@ impl RedbStore {
     }
 
     pub fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        check_table(table)?;
-        check_key(key)?;
+        check_get(table, key)?;
         let txn = self.db.begin_read().map_err(backend)?;
         let name = plugin_table(table);
         let table = match txn.open_table(TableDefinition::<&[u8], &[u8]>::new(&name)) {
@@ -128,16 +126,7 @@ impl RedbStore {
         table: &str,
         keys: &[Vec<u8>],
     ) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
-        check_table(table)?;
-        if keys.len() > MAX_READ {
-            return Err(StorageError::Invalid(format!(
-                "{} keys exceed the limit of {MAX_READ}",
-                keys.len()
-            )));
-        }
-        for key in keys {
-            check_key(key)?;
-        }
+        check_get_many(table, keys)?;
         let txn = self.db.begin_read().map_err(backend)?;
         let name = plugin_table(table);
         let table = match txn.open_table(TableDefinition::<&[u8], &[u8]>::new(&name)) {
@@ -156,10 +145,7 @@ impl RedbStore {
     }
 
     pub fn scan(&self, request: &ScanRequest) -> Result<Vec<Entry>, StorageError> {
-        check_table(&request.table)?;
-        check_bound(&request.start)?;
-        check_bound(&request.end)?;
-        if !is_ordered(&request.start, &request.end) || request.limit == 0 {
+        if !check_scan(request)? {
             return Ok(Vec::new());
         }
         let limit = (request.limit as usize).min(MAX_READ);
@@ -194,7 +180,7 @@ impl RedbStore {
 
     /// Hand `ops` to the writer and wait until they are durable (or refused).
     async fn commit_in(&self, namespace: Namespace, ops: Vec<Op>) -> Result<(), StorageError> {
-        check_ops(&ops)?;
+        check_commit(&ops)?;
         let started = std::time::Instant::now();
         let (tx, rx) = oneshot::channel();
         self.writer
@@ -215,18 +201,10 @@ impl RedbStore {
     }
 }
 
-fn std_bound(b: &Bound) -> StdBound<&[u8]> {
-    match b {
-        Bound::Unbounded => StdBound::Unbounded,
-        Bound::Included(k) => StdBound::Included(k.as_slice()),
-        Bound::Excluded(k) => StdBound::Excluded(k.as_slice()),
-    }
-}
-
 impl RedbStore {
     /// Every entry of one of the host's own tables.
     pub fn host_scan(&self, table: &str) -> Result<Vec<Entry>, StorageError> {
-        check_table(table)?;
+        sandboxd_contract::storage::check_table(table).map_err(StorageError::Invalid)?;
         let txn = self.db.begin_read().map_err(backend)?;
         let name = Namespace::Host.table(table);
         let table = match txn.open_table(TableDefinition::<&[u8], &[u8]>::new(&name)) {

@@ -1,30 +1,27 @@
-//! What the fuzz targets share: in-memory stand-ins for the plugin's imports, a
-//! way to cut one fuzz input into several bodies, and the checks more than one
-//! target makes.
+//! What the fuzz targets share: a world of the plugin's imports to run the
+//! service in, a way to cut one fuzz input into several bodies, and the checks
+//! more than one target makes.
 //!
-//! The plugin's own fakes (`plugin/src/testing/`) exist only in its unit tests,
-//! so the few needed here are rewritten against the public ports. The store
-//! refuses what the host's storage refuses (key, value, op and read limits from
-//! `sandboxd::storage`), so a request the real host would turn into a 500 fails
-//! here too.
+//! The store is the plugin's own in-memory one (its `testing` feature), which
+//! refuses what the host's storage refuses (the limits of
+//! `sandboxd_contract::storage`), so a request the real host would turn into a
+//! 500 fails here too. The environment and HTTP are the fuzzer's own: a quiet
+//! clock that keeps nothing (runs are millions of calls), and answers from a
+//! function of the input.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use std::ops::Bound as StdBound;
 
-use sandboxd::storage::{MAX_KEY_BYTES, MAX_OPS, MAX_READ, MAX_VALUE_BYTES};
 use sandboxd_plugin::error::Error;
 use sandboxd_plugin::model::{RuntimeClass, SandboxSpec, Settings};
-use sandboxd_plugin::ports::{
-    BatchId, Bound, Entry, Env, Http, HttpError, Level, Op, Request, Response, Scan, Store,
-    StoreError,
-};
+use sandboxd_plugin::ports::{BatchId, Env, Http, HttpError, Level, Request, Response, Store};
 use sandboxd_plugin::runtime::Runtime;
 use sandboxd_plugin::schema::conversations::{self as conv, ConversationRecord};
 use sandboxd_plugin::schema::events::{self, EVENT_IDS, EVENTS};
 use sandboxd_plugin::schema::{Phase, SandboxRecord};
 use sandboxd_plugin::service::Service;
 use sandboxd_plugin::session_key;
+pub use sandboxd_plugin::testing::MemStore;
 use serde_json::Value;
 
 /// The runtime API's base URL in every world.
@@ -56,156 +53,6 @@ pub fn parts<const N: usize>(data: &[u8]) -> [&[u8]; N] {
         out[N - 1] = rest;
     }
     out
-}
-
-type Table = BTreeMap<Vec<u8>, Vec<u8>>;
-
-/// The storage contract in memory, with the host's limits.
-#[derive(Default)]
-pub struct MemStore {
-    tables: RefCell<BTreeMap<&'static str, Table>>,
-}
-
-fn check_key(key: &[u8]) -> Result<(), StoreError> {
-    if key.len() > MAX_KEY_BYTES {
-        return Err(StoreError::Invalid(format!(
-            "key of {} bytes exceeds {MAX_KEY_BYTES}",
-            key.len()
-        )));
-    }
-    Ok(())
-}
-
-fn check_bound(bound: &Bound) -> Result<(), StoreError> {
-    match bound {
-        Bound::Unbounded => Ok(()),
-        Bound::Included(k) | Bound::Excluded(k) => check_key(k),
-    }
-}
-
-fn to_std(b: &Bound) -> StdBound<Vec<u8>> {
-    match b {
-        Bound::Unbounded => StdBound::Unbounded,
-        Bound::Included(k) => StdBound::Included(k.clone()),
-        Bound::Excluded(k) => StdBound::Excluded(k.clone()),
-    }
-}
-
-/// Whether a range can hold a key (`BTreeMap::range` panics on the others).
-fn ordered(start: &Bound, end: &Bound) -> bool {
-    match (start, end) {
-        (Bound::Included(s), Bound::Included(e)) => s <= e,
-        (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) => s < e,
-        _ => true,
-    }
-}
-
-impl MemStore {
-    fn raw_get(&self, table: &str, key: &[u8]) -> Option<Vec<u8>> {
-        self.tables.borrow().get(table)?.get(key).cloned()
-    }
-
-    /// Every row of `table` whose key starts with `prefix`.
-    pub fn rows_with_prefix(&self, table: &str, prefix: &[u8]) -> Vec<Entry> {
-        self.tables
-            .borrow()
-            .get(table)
-            .map(|t| {
-                t.range(prefix.to_vec()..)
-                    .take_while(|(k, _)| k.starts_with(prefix))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-impl Store for MemStore {
-    fn get(&self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        check_key(key)?;
-        Ok(self.raw_get(table, key))
-    }
-
-    fn get_many(
-        &self,
-        table: &'static str,
-        keys: &[Vec<u8>],
-    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        if keys.len() > MAX_READ {
-            return Err(StoreError::Invalid(format!("{} keys", keys.len())));
-        }
-        keys.iter().try_for_each(|k| check_key(k))?;
-        Ok(keys.iter().map(|k| self.raw_get(table, k)).collect())
-    }
-
-    fn scan(&self, scan: Scan) -> Result<Vec<Entry>, StoreError> {
-        check_bound(&scan.start)?;
-        check_bound(&scan.end)?;
-        let tables = self.tables.borrow();
-        let Some(table) = tables.get(scan.table) else {
-            return Ok(Vec::new());
-        };
-        if !ordered(&scan.start, &scan.end) {
-            return Ok(Vec::new());
-        }
-        let limit = (scan.limit as usize).min(MAX_READ);
-        let range = table.range((to_std(&scan.start), to_std(&scan.end)));
-        let clone = |(k, v): (&Vec<u8>, &Vec<u8>)| (k.clone(), v.clone());
-        Ok(if scan.reverse {
-            range.rev().take(limit).map(clone).collect()
-        } else {
-            range.take(limit).map(clone).collect()
-        })
-    }
-
-    fn commit(&self, ops: Vec<Op>) -> Result<(), StoreError> {
-        if ops.len() > MAX_OPS {
-            return Err(StoreError::Invalid(format!("{} ops", ops.len())));
-        }
-        for op in &ops {
-            let (key, value) = match op {
-                Op::Put { key, value, .. } | Op::RequireValue { key, value, .. } => {
-                    (key, Some(value))
-                }
-                Op::Delete { key, .. }
-                | Op::RequireAbsent { key, .. }
-                | Op::RequirePresent { key, .. } => (key, None),
-            };
-            check_key(key)?;
-            if value.is_some_and(|v| v.len() > MAX_VALUE_BYTES) {
-                return Err(StoreError::Invalid("value too large".into()));
-            }
-        }
-        // Preconditions are checked before anything is written.
-        for (i, op) in ops.iter().enumerate() {
-            let ok = match op {
-                Op::RequireAbsent { table, key } => self.raw_get(table, key).is_none(),
-                Op::RequirePresent { table, key } => self.raw_get(table, key).is_some(),
-                Op::RequireValue { table, key, value } => {
-                    self.raw_get(table, key).as_ref() == Some(value)
-                }
-                Op::Put { .. } | Op::Delete { .. } => true,
-            };
-            if !ok {
-                return Err(StoreError::Conflict(i as u32));
-            }
-        }
-        let mut tables = self.tables.borrow_mut();
-        for op in ops {
-            match op {
-                Op::Put { table, key, value } => {
-                    tables.entry(table).or_default().insert(key, value);
-                }
-                Op::Delete { table, key } => {
-                    if let Some(t) = tables.get_mut(table) {
-                        t.remove(&key);
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(())
-    }
 }
 
 /// A clock that moves a microsecond per reading, counting randomness, no logs,
@@ -454,20 +301,5 @@ pub fn query_param(url: &str, name: &str) -> Option<Vec<u8>> {
 
 /// Percent-decoding of what `urls::percent_encode` wrote.
 pub fn percent_decode(s: &str) -> Vec<u8> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 3 <= bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-            if let Ok(b) = u8::from_str_radix(hex, 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    out
+    percent_encoding::percent_decode_str(s).collect()
 }
