@@ -19,6 +19,7 @@ mod lifecycle;
 mod load;
 mod local_agent_server;
 mod local_runtime;
+mod operations;
 mod paging;
 mod plugin_containment;
 mod plugin_lifecycle;

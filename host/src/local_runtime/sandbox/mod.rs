@@ -15,8 +15,8 @@
 //!   verdict) run one at a time, under its `op` lock.
 //! - Once `stopping` is set, the end of the process is expected: `exited`
 //!   records nothing for it and the probe gives up at its next try; the stop
-//!   records the outcome. (A verdict the probe reached just before a stop began
-//!   waits for the `op` lock and is still recorded after the stop.)
+//!   records the outcome. A verdict the probe reached just before a stop began
+//!   waits for the `op` lock, sees `stopping`, and is dropped.
 //! - When the leader exits, `exited` kills what it left in its group, so a
 //!   sandbox's processes never outlive it.
 
