@@ -22,8 +22,11 @@ pub mod runtime_answers;
 pub mod webhook_bodies;
 pub mod world;
 
+/// A target's checks of one input.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, as `fuzz/` and `fuzz/corpus/` name them.
-pub const TARGETS: [(&str, fn(&[u8])); 5] = [
+pub const TARGETS: [(&str, Target); 5] = [
     ("runtime_answers", runtime_answers::run),
     ("agent_answers", agent_answers::run),
     ("webhook_bodies", webhook_bodies::run),

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use sandboxd_tests::fake_runtime::{Fault, FakeRuntime};
+use sandboxd_tests::fake_runtime::{FakeRuntime, Fault};
 use sandboxd_tests::sandboxd::{Options, Sandboxd};
 
 const ADMIN: &str = "admin-key-0123456789";
@@ -40,8 +40,12 @@ fn samples<'a>(text: &'a str, family: &str) -> Vec<&'a str> {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter(|l| {
-            l.strip_prefix(family)
-                .is_some_and(|rest| rest.starts_with(['{', ' ']) || rest.starts_with("_bucket") || rest.starts_with("_sum") || rest.starts_with("_count"))
+            l.strip_prefix(family).is_some_and(|rest| {
+                rest.starts_with(['{', ' '])
+                    || rest.starts_with("_bucket")
+                    || rest.starts_with("_sum")
+                    || rest.starts_with("_count")
+            })
         })
         .collect()
 }
@@ -57,12 +61,18 @@ async fn metrics_name_every_family_with_route_templates_for_admins_only() {
     let sandbox = alice.start().await;
     let id = sandbox["id"].as_str().unwrap_or_default().to_owned();
     alice.get(&format!("/api/v1/sandboxes/{id}")).await.ok();
-    assert_eq!(alice.get("/api/v1/sandboxes/no-such-sandbox").await.status, 404);
+    assert_eq!(
+        alice.get("/api/v1/sandboxes/no-such-sandbox").await.status,
+        404
+    );
     alice.get("/api/v1/sandboxes/search").await.ok();
     assert_eq!(alice.get("/api/v1/nothing-here").await.status, 404);
     admin.post("/admin/sync/poll").await.ok();
 
-    assert_eq!(sd.api().get("/metrics").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        sd.api().get("/metrics").await.status,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(alice.get("/metrics").await.status, StatusCode::FORBIDDEN);
     let text = admin.get_text("/metrics").await;
     for family in FAMILIES {
@@ -73,27 +83,57 @@ async fn metrics_name_every_family_with_route_templates_for_admins_only() {
     }
     // Route labels are templates: no sandbox id, no unknown path, ever.
     assert!(!text.contains(&id), "a raw id in a label:\n{text}");
-    assert!(!text.contains("no-such-sandbox") && !text.contains("nothing-here"), "{text}");
+    assert!(
+        !text.contains("no-such-sandbox") && !text.contains("nothing-here"),
+        "{text}"
+    );
     let requests = samples(&text, "sandboxd_http_requests_total");
-    let has = |needles: &[&str]| requests.iter().any(|l| needles.iter().all(|n| l.contains(n)));
-    assert!(has(&["route=\"/api/v1/sandboxes/{id}\"", "method=\"GET\"", "status=\"200\""]), "{requests:?}");
-    assert!(has(&["route=\"/api/v1/sandboxes/{id}\"", "status=\"404\""]), "{requests:?}");
-    assert!(has(&["route=\"unmatched\"", "status=\"404\""]), "{requests:?}");
-    assert!(has(&["route=\"/metrics\"", "status=\"403\""]), "{requests:?}");
+    let has = |needles: &[&str]| {
+        requests
+            .iter()
+            .any(|l| needles.iter().all(|n| l.contains(n)))
+    };
+    assert!(
+        has(&[
+            "route=\"/api/v1/sandboxes/{id}\"",
+            "method=\"GET\"",
+            "status=\"200\""
+        ]),
+        "{requests:?}"
+    );
+    assert!(
+        has(&["route=\"/api/v1/sandboxes/{id}\"", "status=\"404\""]),
+        "{requests:?}"
+    );
+    assert!(
+        has(&["route=\"unmatched\"", "status=\"404\""]),
+        "{requests:?}"
+    );
+    assert!(
+        has(&["route=\"/metrics\"", "status=\"403\""]),
+        "{requests:?}"
+    );
 
     let runtime = samples(&text, "sandboxd_runtime_requests_total");
     assert!(
-        runtime.iter().any(|l| l.contains("op=\"start\"") && l.contains("outcome=\"ok\"")),
+        runtime
+            .iter()
+            .any(|l| l.contains("op=\"start\"") && l.contains("outcome=\"ok\"")),
         "{runtime:?}"
     );
     let calls = samples(&text, "sandboxd_plugin_calls_total");
     assert!(
-        calls.iter().any(|l| l.contains("export=\"sandboxes.get\"") && l.contains("outcome=\"error\"")),
+        calls
+            .iter()
+            .any(|l| l.contains("export=\"sandboxes.get\"") && l.contains("outcome=\"error\"")),
         "the 404 was the plugin's answer: {calls:?}"
     );
     let info = samples(&text, "sandboxd_plugin_info");
     assert!(
-        info.iter().any(|l| l.contains(&format!("contract_version=\"{}\"", sandboxd_contract::VERSION)) && l.ends_with(" 1")),
+        info.iter().any(|l| l.contains(&format!(
+            "contract_version=\"{}\"",
+            sandboxd_contract::VERSION
+        )) && l.ends_with(" 1")),
         "{info:?}"
     );
     let running = samples(&text, "sandboxd_sandboxes");
@@ -103,7 +143,9 @@ async fn metrics_name_every_family_with_route_templates_for_admins_only() {
     );
     let cycles = samples(&text, "sandboxd_poll_cycles_total");
     assert!(
-        cycles.iter().any(|l| l.contains("outcome=\"ok\"") && !l.ends_with(" 0")),
+        cycles
+            .iter()
+            .any(|l| l.contains("outcome=\"ok\"") && !l.ends_with(" 0")),
         "{cycles:?}"
     );
 }
@@ -128,19 +170,32 @@ async fn readiness_waits_for_the_first_reconciliation_and_says_what_is_missing()
     rt.inject(Fault::status(503, r#"{"detail":"busy"}"#).on("GET", "/list"));
     let sd = Sandboxd::start(&rt);
     let api = sd.api();
-    assert_eq!(api.get("/healthz").await.ok()["status"], "ok", "alive all along");
+    assert_eq!(
+        api.get("/healthz").await.ok()["status"],
+        "ok",
+        "alive all along"
+    );
     // Not ready while the first pass runs, nor once it failed: then the detail
     // says why.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let reply = api.get("/readyz").await;
-        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", reply.body);
+        assert_eq!(
+            reply.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            reply.body
+        );
         assert!(reply.detail().contains("reconciliation"), "{}", reply.body);
         assert_eq!(reply.body["checks"]["store"], "ok");
         if reply.detail().contains("503") {
             break;
         }
-        assert!(Instant::now() < deadline, "the failure is never named: {}", reply.body);
+        assert!(
+            Instant::now() < deadline,
+            "the failure is never named: {}",
+            reply.body
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::bindings::storage::{KeyRef, PutOp, ValueRef};
+use crate::bindings::storage::{Bound, KeyRef, PutOp, ValueRef};
 
 fn put(table: &str, key: &[u8], value: &[u8]) -> Op {
     Op::Put(PutOp {
