@@ -19,6 +19,7 @@
 //!   and by webhook.
 //! - [`conversations`]: reading what sync stored.
 //! - [`callbacks`]: event subscriptions and their deliveries.
+//! - [`share`]: which part of the background work a call acts on.
 
 pub mod agent;
 pub mod callbacks;
@@ -31,6 +32,7 @@ pub mod runtime;
 pub mod schema;
 pub mod service;
 pub mod session_key;
+pub mod share;
 pub mod specs;
 pub mod status;
 pub mod sync;

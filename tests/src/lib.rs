@@ -10,6 +10,7 @@ pub mod fake_llm;
 pub mod fake_runtime;
 pub mod load;
 pub mod plugins;
+pub mod postgres;
 pub mod receiver;
 pub mod sandboxd;
 pub mod schemathesis;

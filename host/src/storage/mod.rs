@@ -1,22 +1,35 @@
 //! The host's storage: ordered key-value tables with atomic, durable multi-op
-//! commits, as the WIT `storage` interface describes them.
+//! commits, as the WIT `storage` interface describes them, on one of two
+//! backends behind one front, [`Store`]:
 //!
-//! The interface is deliberately narrow (get, get-many, scan, commit) so that a
-//! second backend (a shared database for several replicas) is one more file
-//! beside [`redb_store`], not a rewrite. Limits (`sandboxd_contract::storage`,
-//! the one place they are written) are checked here, one function per
-//! operation, before any backend sees a request, so every backend refuses the
-//! same things the same way.
+//! - [`redb_store`]: redb, one file under the data directory (the embedded
+//!   default: one process, no server);
+//! - [`postgres`]: PostgreSQL, shared by any number of replicas.
+//!
+//! Invariants:
+//! - Every request is checked against the contract's limits
+//!   (`sandboxd_contract::storage`, the one place they are written) here, one
+//!   function per operation, before any backend sees it, so every backend
+//!   refuses the same things the same way.
+//! - Tables live in a [`Namespace`]: the plugin's (`plugin.`, the only one the
+//!   WIT import reaches) or the host's own (`host.`: the local runtime's records,
+//!   the egress policy's callback origins).
+//! - A commit is answered only once it is durable, and every commit is timed
+//!   (`sandboxd_storage_commit_duration_seconds`).
 
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+pub mod postgres;
 pub mod redb_store;
 
+pub use postgres::PgStore;
 pub use redb_store::RedbStore;
 
 use std::ops::Bound as StdBound;
 
 use sandboxd_contract::storage as limits;
 
-use crate::bindings::storage::{Bound, Op, ScanRequest, StorageError};
+use crate::bindings::storage::{Bound, Entry, Op, ScanRequest, StorageError};
 
 pub use limits::MAX_READ;
 
@@ -75,4 +88,126 @@ pub fn check_commit(ops: &[Op]) -> Result<(), StorageError> {
         }
     }
     Ok(())
+}
+
+/// Whose tables: the plugin's (reachable through the WIT import) or the host's
+/// own (never reachable from the plugin).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Namespace {
+    Plugin,
+    Host,
+}
+
+impl Namespace {
+    /// The backend's name of table `name` of this namespace.
+    pub fn table(self, name: &str) -> String {
+        match self {
+            Namespace::Plugin => format!("plugin.{name}"),
+            Namespace::Host => format!("host.{name}"),
+        }
+    }
+}
+
+/// The store, whichever backend holds it.
+#[derive(Clone)]
+pub enum Store {
+    Redb(RedbStore),
+    /// Boxed: its pools and settings dwarf redb's two handles.
+    Postgres(Box<PgStore>),
+}
+
+impl Store {
+    /// Whether other processes share this store (replicas).
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Store::Postgres(_))
+    }
+
+    pub async fn get(
+        &self,
+        ns: Namespace,
+        table: &str,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        check_get(table, key)?;
+        match self {
+            Store::Redb(s) => s.get(ns, table, key),
+            Store::Postgres(s) => s.get(ns, table, key).await,
+        }
+    }
+
+    pub async fn get_many(
+        &self,
+        ns: Namespace,
+        table: &str,
+        keys: &[Vec<u8>],
+    ) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        check_get_many(table, keys)?;
+        match self {
+            Store::Redb(s) => s.get_many(ns, table, keys),
+            Store::Postgres(s) => s.get_many(ns, table, keys).await,
+        }
+    }
+
+    pub async fn scan(
+        &self,
+        ns: Namespace,
+        request: &ScanRequest,
+    ) -> Result<Vec<Entry>, StorageError> {
+        if !check_scan(request)? {
+            return Ok(Vec::new());
+        }
+        match self {
+            Store::Redb(s) => s.scan(ns, request),
+            Store::Postgres(s) => s.scan(ns, request).await,
+        }
+    }
+
+    /// Apply `ops` atomically and durably, or none of them.
+    pub async fn commit(&self, ns: Namespace, ops: Vec<Op>) -> Result<(), StorageError> {
+        check_commit(&ops)?;
+        let started = std::time::Instant::now();
+        let result = match self {
+            Store::Redb(s) => s.commit(ns, ops).await,
+            Store::Postgres(s) => s.commit(ns, ops).await,
+        };
+        crate::metrics::storage_commit(started.elapsed());
+        result
+    }
+
+    /// Every entry of one of the host's own tables, in key order.
+    pub async fn host_scan_all(&self, table: &str) -> Result<Vec<Entry>, StorageError> {
+        let mut all = Vec::new();
+        let mut start = Bound::Unbounded;
+        loop {
+            let page = self
+                .scan(
+                    Namespace::Host,
+                    &ScanRequest {
+                        table: table.to_owned(),
+                        start,
+                        end: Bound::Unbounded,
+                        reverse: false,
+                        limit: u32::try_from(MAX_READ).unwrap_or(u32::MAX),
+                    },
+                )
+                .await?;
+            let full = page.len() == MAX_READ;
+            start = match page.last() {
+                Some(last) if full => Bound::Excluded(last.key.clone()),
+                _ => {
+                    all.extend(page);
+                    return Ok(all);
+                }
+            };
+            all.extend(page);
+        }
+    }
+
+    /// Whether the store can be read (the readiness probe).
+    pub async fn check(&self) -> Result<(), StorageError> {
+        match self {
+            Store::Redb(s) => s.check(),
+            Store::Postgres(s) => s.check().await,
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! `sync`, `conversations` and `callbacks`.
 
+use super::convert::from_share;
 use super::exports::sandboxd::plugin::{callbacks, conversations, sync};
 #[cfg(feature = "faults")]
 use super::faults;
@@ -7,10 +8,10 @@ use super::sandboxd::plugin::types;
 use super::{Component, with_service};
 
 impl sync::Guest for Component {
-    fn poll() -> Result<sync::CycleSummary, types::Error> {
+    fn poll(share: types::Share) -> Result<sync::CycleSummary, types::Error> {
         #[cfg(feature = "faults")]
         faults::before_background_call();
-        with_service(|s| s.poll()).map(|c| sync::CycleSummary {
+        with_service(|s| s.poll(&from_share(&share))).map(|c| sync::CycleSummary {
             sandboxes: c.sandboxes,
             conversations: c.conversations,
             new_events: c.new_events,
@@ -134,10 +135,10 @@ impl callbacks::Guest for Component {
         )
     }
 
-    fn deliver_due() -> Result<callbacks::DeliverySummary, types::Error> {
+    fn deliver_due(share: types::Share) -> Result<callbacks::DeliverySummary, types::Error> {
         #[cfg(feature = "faults")]
         faults::before_background_call();
-        with_service(|s| s.deliver_due()).map(|d| callbacks::DeliverySummary {
+        with_service(|s| s.deliver_due(&from_share(&share))).map(|d| callbacks::DeliverySummary {
             attempted: d.attempted,
             delivered: d.delivered,
             failed: d.failed,

@@ -128,7 +128,7 @@ fn event_id(meta: &EventMeta, raw: &RawValue) -> String {
         Some(id) if !id.is_empty() && id.len() <= MAX_EVENT_ID => id.to_owned(),
         _ => {
             let digest = Sha256::digest(raw.get().as_bytes());
-            let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+            let hex = hex::encode(&digest[..16]);
             format!("sha256-{hex}")
         }
     }

@@ -49,7 +49,7 @@ pub fn run(data: &[u8]) {
 
     let poller = world.service(None);
     let first = poller
-        .poll()
+        .poll(&sandboxd_plugin::share::Share::all())
         .unwrap_or_else(|e| panic!("a poll cycle failed on an agent server's answers: {e}"));
     world.check_event_store();
     if agent::parse_conversation_page(conversations).is_err() {
@@ -65,7 +65,7 @@ pub fn run(data: &[u8]) {
         );
     }
     let second = poller
-        .poll()
+        .poll(&sandboxd_plugin::share::Share::all())
         .unwrap_or_else(|e| panic!("a second poll cycle failed: {e}"));
     assert_eq!(second.new_events, 0, "the same events were stored twice");
     world.check_event_store();

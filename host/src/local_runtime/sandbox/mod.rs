@@ -34,6 +34,7 @@ use serde_json::{Value, json};
 use super::process;
 use super::record::{Record, Status};
 use super::{Inner, lock};
+use crate::storage::Namespace;
 
 pub use adopt::adopt_all;
 pub use control::{pause, resume, stop};
@@ -101,7 +102,11 @@ impl Sandbox {
 }
 
 async fn persist(inner: &Inner, record: &Record) {
-    if let Err(e) = inner.store.host_commit(vec![record.put()]).await {
+    if let Err(e) = inner
+        .store
+        .commit(Namespace::Host, vec![record.put()])
+        .await
+    {
         tracing::error!(runtime_id = %record.runtime_id, error = ?e, "cannot store a local sandbox record");
     }
 }
