@@ -291,6 +291,21 @@ impl Conversations<'_> {
             .await
     }
 
+    pub async fn stream_events(
+        &self,
+        conversation_id: &str,
+        after_event_id: Option<&str>,
+        limit: u32,
+    ) -> Result<JsonPage, ExportError> {
+        self.0
+            .call("conversations.stream-events", |p, mut s| async move {
+                p.sandboxd_plugin_conversations()
+                    .call_stream_events(&mut s, conversation_id, after_event_id, limit)
+                    .await
+            })
+            .await
+    }
+
     pub async fn stream_start(
         &self,
         conversation_id: &str,

@@ -68,7 +68,6 @@ impl conversations::Guest for Component {
     ) -> Result<conversations::JsonPage, types::Error> {
         let query = crate::conversations::EventQuery {
             page_id: q.page_id,
-            after_event_id: q.after_event_id,
             limit: q.limit,
             kind: q.kind,
             timestamp_gte: q.timestamp_gte,
@@ -76,6 +75,15 @@ impl conversations::Guest for Component {
             descending: q.descending,
         };
         with_service(|s| s.search_events(&conversation_id, &query)).map(to_json_page)
+    }
+
+    fn stream_events(
+        conversation_id: String,
+        after_event_id: Option<String>,
+        limit: u32,
+    ) -> Result<conversations::JsonPage, types::Error> {
+        with_service(|s| s.stream_events(&conversation_id, after_event_id.as_deref(), limit))
+            .map(to_json_page)
     }
 
     fn stream_start(

@@ -279,20 +279,24 @@ impl Service<'_> {
         } else {
             self.store.get_many(events::EVENT_IDS, &id_keys)?
         };
-        let mut fresh: Vec<&Incoming<'_>> = incoming
+        // Arrival numbers follow the order the events came in; their state
+        // is applied in their timestamps' order.
+        let mut fresh: Vec<(u64, &Incoming<'_>)> = incoming
             .iter()
             .zip(&known)
             .filter(|(_, k)| k.is_none())
-            .map(|(e, _)| e)
+            .zip(record.event_count..)
+            .map(|((e, _), seq)| (seq, e))
             .collect();
-        fresh.sort_by_key(|e| e.time_us);
+        fresh.sort_by_key(|(_, e)| e.time_us);
 
         let mut ops = Vec::new();
-        for e in &fresh {
+        for (seq, e) in &fresh {
             ops.extend(events::insert_ops(
                 key,
                 e.time_us,
                 &e.id,
+                *seq,
                 e.raw.get().as_bytes(),
             ));
             if e.meta.kind.as_deref() == Some(STATE_UPDATE) {

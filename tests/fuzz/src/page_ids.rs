@@ -1,6 +1,7 @@
 //! Page ids: the input is a page id and the rest of an event search, as parts
 //! joined by NUL bytes: `page_id \0 after_event_id \0 kind \0 timestamp__gte \0
 //! timestamp__lt \0 flags` (flags: byte 0 bit 0 = descending, byte 1 = limit).
+//! The `after_event_id` is where an event stream resumes (`stream-events`).
 //!
 //! Sandbox, conversation and delivery pages take opaque cursors
 //! (`plugin/src/paging.rs`); event pages take event ids
@@ -172,7 +173,6 @@ fn search(world: &World<'_>, page_id: &str, [after, kind, gte, lt, flags]: [&[u8
     let non_empty = |b: &[u8]| Some(text(b)).filter(|s| !s.is_empty());
     let query = EventQuery {
         page_id: Some(page_id.to_owned()).filter(|s| !s.is_empty()),
-        after_event_id: non_empty(after),
         limit,
         kind: non_empty(kind),
         timestamp_gte: non_empty(gte),
@@ -180,6 +180,40 @@ fn search(world: &World<'_>, page_id: &str, [after, kind, gte, lt, flags]: [&[u8
         descending: flags.first().is_some_and(|f| f & 1 == 1),
     };
     check_events(world, &query);
+    check_stream(world, non_empty(after).as_deref(), limit);
+}
+
+/// A stream resumed after `after` sends the stored events that came after it,
+/// in the order they came (the batch's order, as stored), from the first when
+/// `after` is not an event of the conversation.
+fn check_stream(world: &World<'_>, after: Option<&str>, limit: u32) {
+    let service = world.service(Some("alice"));
+    let stored = service
+        .stream_events(CONVERSATION, None, 100)
+        .unwrap_or_else(|e| panic!("a stream from the first failed: {e}"));
+    let arrived: Vec<String> = serde_json::from_str::<Vec<serde_json::Value>>(EVENTS)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| e.get("id").and_then(|id| id.as_str()).map(str::to_owned))
+        .collect();
+    let with_ids: Vec<&String> = stored
+        .ids
+        .iter()
+        .filter(|id| arrived.contains(id))
+        .collect();
+    assert_eq!(
+        with_ids,
+        arrived.iter().collect::<Vec<_>>(),
+        "events stream in the order they came"
+    );
+    let from = after
+        .and_then(|a| stored.ids.iter().position(|id| id == a))
+        .map_or(0, |i| i + 1);
+    let page = service
+        .stream_events(CONVERSATION, after, limit)
+        .unwrap_or_else(|e| panic!("a stream after {after:?} failed: {e}"));
+    let want = &stored.ids[from..stored.ids.len().min(from + limit.clamp(1, 100) as usize)];
+    assert_eq!(page.ids, want, "a stream after {after:?}");
 }
 
 /// Follow `next_page_id` from the first page; every id seen, in order.
@@ -279,7 +313,6 @@ fn check_events(world: &World<'_>, query: &EventQuery) {
             .map(<[u8]>::to_vec)
     };
     let page_at = query.page_id.as_deref().and_then(position);
-    let after = query.after_event_id.as_deref().and_then(position);
     let mut want: Vec<(Vec<u8>, String)> = rows
         .iter()
         .map(|(k, raw)| {
@@ -297,22 +330,15 @@ fn check_events(world: &World<'_>, query: &EventQuery) {
                     .as_deref()
                     == Some(kind)
             });
-            let (at_ok, after_ok) = if query.descending {
-                (
-                    page_at.as_ref().is_none_or(|p| k <= p),
-                    after.as_ref().is_none_or(|a| k < a),
-                )
+            let at_ok = if query.descending {
+                page_at.as_ref().is_none_or(|p| k <= p)
             } else {
-                (
-                    page_at.as_ref().is_none_or(|p| k >= p),
-                    after.as_ref().is_none_or(|a| k > a),
-                )
+                page_at.as_ref().is_none_or(|p| k >= p)
             };
             kind_ok
                 && gte.flatten().is_none_or(|g| t >= g)
                 && lt.flatten().is_none_or(|l| t < l)
                 && at_ok
-                && after_ok
         })
         .collect();
     if query.descending {
