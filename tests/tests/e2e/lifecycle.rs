@@ -375,6 +375,6 @@ async fn health_answers_without_authentication() {
     ));
     let health = sd.api().get("/healthz").await.ok();
     assert_eq!(health["status"], "ok");
-    assert_eq!(health["contract_version"], "0.3.0");
+    assert_eq!(health["contract_version"], sandboxd_contract::VERSION);
     assert_eq!(sd.api().get("/api/v1/sandboxes/search").await.status, 401);
 }

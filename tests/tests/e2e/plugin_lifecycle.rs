@@ -38,8 +38,26 @@ fn built(variant: Variant) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// This host's contract version (`major.minor.patch`).
+const HOST: &str = sandboxd_contract::VERSION;
+
+/// `HOST` with its minor version bumped: breaking below 1.0, so refused.
+fn breaking_version() -> String {
+    let mut parts = HOST
+        .split('.')
+        .map(|p| p.parse::<u64>().unwrap_or_else(|e| panic!("{HOST}: {e}")));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    format!("{major}.{}.0", minor + 1)
+}
+
+/// `HOST` with a later patch version: compatible, so served.
+fn compatible_version() -> String {
+    let (major_minor, _) = HOST.rsplit_once('.').unwrap_or((HOST, ""));
+    format!("{major_minor}.9")
+}
+
 fn incompatible() -> Vec<u8> {
-    built(Variant::Contract("0.4.0".into()))
+    built(Variant::Contract(breaking_version()))
 }
 
 /// A plugin file in its own directory, holding `wasm`.
@@ -205,7 +223,10 @@ async fn a_refused_plugin_leaves_the_running_one_serving_and_says_why() {
         (
             "another contract",
             incompatible(),
-            &["contract 0.4.0", "contract 0.3.0"],
+            &[
+                &format!("contract {}", breaking_version()),
+                &format!("contract {HOST}"),
+            ],
         ),
         (
             "an empty file",
@@ -248,11 +269,12 @@ async fn a_refused_plugin_leaves_the_running_one_serving_and_says_why() {
 async fn a_plugin_built_against_a_compatible_contract_version_serves() {
     let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
-    let (_dir, path) = plugin_file(&built(Variant::Contract("0.3.9".into())));
+    let compatible = compatible_version();
+    let (_dir, path) = plugin_file(&built(Variant::Contract(compatible.clone())));
     let sd = Sandboxd::start_with(with_plugin(&rt, &path));
     let status = plugin_status(&sd.api()).await;
-    assert_eq!(status["plugin"]["contract_version"], "0.3.9", "{status}");
-    assert_eq!(status["host_contract_version"], "0.3.0");
+    assert_eq!(status["plugin"]["contract_version"], compatible, "{status}");
+    assert_eq!(status["host_contract_version"], HOST);
     let started = sd.api().start().await;
     let id = started["id"].as_str().unwrap_or_default();
     assert_eq!(sd.api().sandbox(id).await["status"], "RUNNING");
@@ -278,7 +300,7 @@ async fn the_watcher_refuses_a_bad_file_and_takes_the_next_good_one() {
     assert!(
         refused["reason"]
             .as_str()
-            .is_some_and(|r| r.contains("0.4.0")),
+            .is_some_and(|r| r.contains(&breaking_version())),
         "{refused}"
     );
     assert_eq!(
@@ -315,12 +337,15 @@ fn a_bad_plugin_at_startup_is_refused_with_the_reason() {
     let rt = FakeRuntime::start();
     let (_dir, path) = plugin_file(&incompatible());
     let failure = match Sandboxd::try_start(with_plugin(&rt, &path)) {
-        Ok(_) => panic!("sandboxd started with a plugin for contract 0.4.0"),
+        Ok(_) => panic!("sandboxd started with a plugin for another contract"),
         Err(f) => f,
     };
     assert_ne!(failure.exit_code, Some(0));
     assert!(
-        failure.stderr.contains("contract 0.4.0") && failure.stderr.contains("contract 0.3.0"),
+        failure
+            .stderr
+            .contains(&format!("contract {}", breaking_version()))
+            && failure.stderr.contains(&format!("contract {HOST}")),
         "{}",
         failure.stderr
     );
@@ -345,19 +370,22 @@ fn plugin_check_validates_offline_and_prints_versions_and_interface() {
     let (ok, out) = check(&good);
     assert!(ok, "{out}");
     for expected in [
-        "plugin version:   0.1.0+faults",
-        "contract version: 0.3.0 (this host: 0.3.0)",
-        "sandboxd:plugin/http@0.3.0",
-        "sandboxd:plugin/sandboxes@0.3.0",
-        "sha256:",
+        "plugin version:   0.1.0+faults".to_string(),
+        format!("contract version: {HOST} (this host: {HOST})"),
+        format!("sandboxd:plugin/http@{HOST}"),
+        format!("sandboxd:plugin/sandboxes@{HOST}"),
+        "sha256:".to_string(),
     ] {
-        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+        assert!(out.contains(&expected), "missing {expected:?} in:\n{out}");
     }
 
     let (_d2, other) = plugin_file(&incompatible());
     let (ok, out) = check(&other);
     assert!(!ok);
-    assert!(out.contains("refused") && out.contains("0.4.0"), "{out}");
+    assert!(
+        out.contains("refused") && out.contains(&breaking_version()),
+        "{out}"
+    );
 
     let (_d3, junk) = plugin_file(b"junk");
     let (ok, out) = check(&junk);

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use sandboxd_tests::client::Api;
 use sandboxd_tests::fake_agent::FakeAgentServer;
 use sandboxd_tests::fake_runtime::{FakeRuntime, FakeRuntimeOptions};
+use sandboxd_tests::plugins::{self, Variant};
 use sandboxd_tests::postgres;
 use sandboxd_tests::receiver::Receiver;
 use sandboxd_tests::sandboxd::{Options, Sandboxd};
@@ -207,6 +208,70 @@ async fn replicas_answer_alike_and_split_the_polling_instead_of_repeating_it() {
         assert_eq!(r["contract_differs"], false);
     }
     assert_eq!(fleet_view.iter().filter(|r| r["this"] == true).count(), 1);
+}
+
+/// A rolling upgrade caught half-way: one replica runs a plugin of a later
+/// (compatible) contract version than the others. It still serves, and it is
+/// named, both in `/admin/replicas` and in the others' logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_on_another_contract_version_is_named_in_the_list_and_the_log() {
+    let _turn = crate::serial::shared().await;
+    let (major_minor, _) = sandboxd_contract::VERSION
+        .rsplit_once('.')
+        .unwrap_or((sandboxd_contract::VERSION, ""));
+    let other = format!("{major_minor}.9");
+    let plugin = plugins::build(&Variant::Contract(other.clone()));
+    let fleet = Fleet::new();
+    let a = fleet.replica();
+    let b = fleet.replica();
+    let mut options = fleet.options();
+    options.plugin = Some(plugin);
+    let odd = Sandboxd::start_with(options);
+    let api = a.api();
+    wait_for("three replicas", Duration::from_secs(20), || async {
+        replicas(&api).await.len() == 3
+    })
+    .await;
+
+    let items = replicas(&api).await;
+    let differing: Vec<&Value> = items
+        .iter()
+        .filter(|r| r["contract_differs"] == true)
+        .collect();
+    assert_eq!(differing.len(), 1, "{items:?}");
+    assert_eq!(differing[0]["contract_version"], json!(other), "{items:?}");
+    let odd_id = differing[0]["id"].as_str().unwrap_or_default().to_owned();
+    let odd_view = replicas(&odd.api()).await;
+    assert!(
+        odd_view
+            .iter()
+            .any(|r| r["this"] == true && r["id"] == json!(odd_id)),
+        "the odd replica is the one named: {odd_view:?}"
+    );
+    for r in items.iter().filter(|r| r["id"] != json!(odd_id)) {
+        assert_eq!(
+            r["contract_version"],
+            sandboxd_contract::VERSION,
+            "{items:?}"
+        );
+    }
+
+    // Its log and the others' name it (at their next heartbeat).
+    for replica in [&a, &b, &odd] {
+        wait_for(
+            "the warning in the log",
+            Duration::from_secs(10),
+            || async {
+                let logs = replica.logs();
+                logs.contains("another contract version") && logs.contains(&odd_id)
+            },
+        )
+        .await;
+    }
+    // And it serves like the others.
+    let started = odd.api().start().await;
+    let id = started["id"].as_str().unwrap_or_default();
+    assert_eq!(b.api().sandbox(id).await["status"], "RUNNING");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
