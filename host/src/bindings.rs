@@ -19,6 +19,7 @@ wasmtime::component::bindgen!({
         "sandboxd:plugin/storage.get-many": async,
         "sandboxd:plugin/storage.scan": async,
         "sandboxd:plugin/storage.commit": async | trappable,
+        "sandboxd:plugin/storage.commit-relaxed": async | trappable,
     },
     exports: {
         default: async,

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::bindings::storage::{Op, PutOp};
-use crate::storage::{Namespace, RedbStore};
+use crate::storage::{Durability, Namespace, RedbStore};
 use crate::timing::Samples;
 
 /// The size of what a start writes: a sandbox record and its index entries.
@@ -38,7 +38,9 @@ pub async fn bench(dir: Option<&Path>, iterations: usize, json: bool) -> anyhow:
             put("by_user", format!("u{id}"), Vec::new()),
         ];
         let started = Instant::now();
-        store.commit(Namespace::Plugin, ops).await?;
+        store
+            .commit(Namespace::Plugin, ops, Durability::Immediate)
+            .await?;
         if i >= warm_up {
             samples.push(started.elapsed());
         }

@@ -202,7 +202,12 @@ pub trait Store {
         keys: &[Vec<u8>],
     ) -> Result<Vec<Option<Vec<u8>>>, StoreError>;
     fn scan(&self, scan: Scan) -> Result<Vec<Entry>, StoreError>;
+    /// Atomically and durably.
     fn commit(&self, ops: Vec<Op>) -> Result<(), StoreError>;
+    /// Atomically and visibly at once, durable with the next `commit` (the
+    /// contract's `commit-relaxed`): only for what a crash can be settled
+    /// without.
+    fn commit_relaxed(&self, ops: Vec<Op>) -> Result<(), StoreError>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -38,6 +38,22 @@ impl Stats {
     pub fn p99(&self) -> Duration {
         self.percentile(0.99)
     }
+
+    /// Several runs of one operation as one (their requests, errors, time and
+    /// latencies added up).
+    pub fn combine(name: &str, runs: Vec<Stats>) -> Stats {
+        let mut latencies: Vec<Duration> =
+            runs.iter().flat_map(|r| r.latencies.iter().copied()).collect();
+        latencies.sort_unstable();
+        Stats {
+            name: name.to_owned(),
+            requests: runs.iter().map(|r| r.requests).sum(),
+            concurrency: runs.iter().map(|r| r.concurrency).max().unwrap_or(0),
+            errors: runs.iter().map(|r| r.errors).sum(),
+            elapsed: runs.iter().map(|r| r.elapsed).sum(),
+            latencies,
+        }
+    }
 }
 
 /// Run `call(i)` for `i` in `0..requests`, `concurrency` at a time. A call

@@ -5,7 +5,7 @@ use std::future::Future;
 
 use super::HostState;
 use crate::bindings::storage::{Entry, Host, Op, ScanRequest, StorageError};
-use crate::storage::Namespace;
+use crate::storage::{Durability, Namespace};
 
 impl Host for HostState {
     fn get(
@@ -38,6 +38,24 @@ impl Host for HostState {
         &mut self,
         ops: Vec<Op>,
     ) -> impl Future<Output = wasmtime::Result<Result<(), StorageError>>> + Send {
+        self.commit_with(ops, Durability::Immediate)
+    }
+
+    fn commit_relaxed(
+        &mut self,
+        ops: Vec<Op>,
+    ) -> impl Future<Output = wasmtime::Result<Result<(), StorageError>>> + Send {
+        self.commit_with(ops, Durability::Relaxed)
+    }
+}
+
+impl HostState {
+    /// A commit of the plugin's, charged to its write budget first.
+    fn commit_with(
+        &mut self,
+        ops: Vec<Op>,
+        durability: Durability,
+    ) -> impl Future<Output = wasmtime::Result<Result<(), StorageError>>> + Send + use<> {
         let written: u64 = ops
             .iter()
             .map(|op| match op {
@@ -49,7 +67,7 @@ impl Host for HostState {
         let store = self.services.store.clone();
         async move {
             within_budget?;
-            Ok(store.commit(Namespace::Plugin, ops).await)
+            Ok(store.commit_with(Namespace::Plugin, ops, durability).await)
         }
     }
 }

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{Namespace, Store};
+use super::{Durability, Namespace, Store};
 use crate::bindings::storage::{
     Bound, Entry, KeyRef, Op, PutOp, ScanRequest, StorageError, ValueRef,
 };
@@ -78,6 +78,7 @@ pub async fn run(stores: &[Store]) {
     namespaces_are_apart(&stores[0]).await;
     concurrent_writers_through_every_handle_are_judged_one_by_one(stores).await;
     a_commit_through_one_handle_is_read_through_another(stores).await;
+    a_relaxed_commit_is_atomic_checked_and_visible_at_once(stores).await;
 }
 
 async fn reads_what_was_committed(store: &Store) {
@@ -527,6 +528,54 @@ async fn a_commit_through_one_handle_is_read_through_another(stores: &[Store]) {
             );
         }
     }
+}
+
+/// `commit-relaxed` differs from `commit` only in when it is durable: its
+/// preconditions, atomicity and visibility (through every handle) are the same.
+async fn relaxed(store: &Store, ops: Vec<Op>) -> Result<(), StorageError> {
+    store.commit_with(NS, ops, Durability::Relaxed).await
+}
+
+async fn a_relaxed_commit_is_atomic_checked_and_visible_at_once(stores: &[Store]) {
+    let writer = &stores[0];
+    assert_eq!(
+        relaxed(writer, vec![put("c_relaxed", b"a", b"1"), put("c_relaxed", b"b", b"2")]).await,
+        Ok(())
+    );
+    for reader in stores {
+        assert_eq!(get(reader, "c_relaxed", b"a").await, Some(b"1".to_vec()));
+        assert_eq!(get(reader, "c_relaxed", b"b").await, Some(b"2".to_vec()));
+    }
+    let refused = relaxed(
+        writer,
+        vec![
+            put("c_relaxed", b"c", b"3"),
+            Op::RequireAbsent(key_ref("c_relaxed", b"a")),
+        ],
+    )
+    .await;
+    assert_eq!(refused, Err(StorageError::Conflict(1)));
+    assert_eq!(get(writer, "c_relaxed", b"c").await, None);
+    // A durable commit may depend on what a relaxed one wrote.
+    assert_eq!(
+        commit(
+            writer,
+            vec![
+                Op::RequireValue(ValueRef {
+                    table: "c_relaxed".into(),
+                    key: b"a".to_vec(),
+                    value: b"1".to_vec(),
+                }),
+                put("c_relaxed", b"a", b"4"),
+            ],
+        )
+        .await,
+        Ok(())
+    );
+    assert_eq!(
+        relaxed(writer, vec![put("c_relaxed", &[0u8; 1025], b"")]).await,
+        Err(StorageError::Invalid("key of 1025 bytes exceeds 1024".into()))
+    );
 }
 
 #[cfg(test)]

@@ -108,6 +108,21 @@ impl Namespace {
     }
 }
 
+/// When a commit is answered: once it is on disk, or once it is visible.
+///
+/// Both backends keep commits in order, so an `Immediate` commit makes every
+/// `Relaxed` one before it durable too (redb: the next durable transaction
+/// persists the non-durable ones before it; PostgreSQL: flushing the WAL up to
+/// a commit flushes everything before it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Answered after the disk flush (the contract's `commit`).
+    Immediate,
+    /// Answered once visible to every reader; a crash may lose it (the
+    /// contract's `commit-relaxed`).
+    Relaxed,
+}
+
 /// The store, whichever backend holds it.
 #[derive(Clone)]
 pub enum Store {
@@ -164,11 +179,21 @@ impl Store {
 
     /// Apply `ops` atomically and durably, or none of them.
     pub async fn commit(&self, ns: Namespace, ops: Vec<Op>) -> Result<(), StorageError> {
+        self.commit_with(ns, ops, Durability::Immediate).await
+    }
+
+    /// Apply `ops` atomically, or none of them, with the given durability.
+    pub async fn commit_with(
+        &self,
+        ns: Namespace,
+        ops: Vec<Op>,
+        durability: Durability,
+    ) -> Result<(), StorageError> {
         check_commit(&ops)?;
         let started = std::time::Instant::now();
         let result = match self {
-            Store::Redb(s) => s.commit(ns, ops).await,
-            Store::Postgres(s) => s.commit(ns, ops).await,
+            Store::Redb(s) => s.commit(ns, ops, durability).await,
+            Store::Postgres(s) => s.commit(ns, ops, durability).await,
         };
         crate::metrics::storage_commit(started.elapsed());
         result

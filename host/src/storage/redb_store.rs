@@ -9,8 +9,9 @@
 //! Invariants:
 //! - Each commit's preconditions are checked against the state left by the
 //!   commits before it in the batch, and a commit whose check fails writes
-//!   nothing. A commit is answered only after the transaction holding it is
-//!   durable.
+//!   nothing. A durable commit is answered only after the transaction holding
+//!   it is durable; a relaxed one once it is visible (the transaction is then
+//!   durable only if another commit in it asked for that).
 //! - Tables are named by their namespace (`plugin.` or `host.`, see
 //!   [`Namespace`]); requests arrive checked against the contract's limits.
 
@@ -24,7 +25,7 @@ use redb::{
 };
 use tokio::sync::oneshot;
 
-use super::{MAX_READ, Namespace, std_bound};
+use super::{Durability, MAX_READ, Namespace, std_bound};
 use crate::bindings::storage::{Entry, Op, ScanRequest, StorageError};
 
 /// Most commits folded into one write transaction.
@@ -39,6 +40,7 @@ type Guard<'a> = redb::AccessGuard<'a, &'static [u8]>;
 type Job = (
     Namespace,
     Vec<Op>,
+    Durability,
     oneshot::Sender<Result<(), StorageError>>,
 );
 
@@ -163,11 +165,17 @@ impl RedbStore {
         }
     }
 
-    /// Hand `ops` to the writer and wait until they are durable (or refused).
-    pub async fn commit(&self, ns: Namespace, ops: Vec<Op>) -> Result<(), StorageError> {
+    /// Hand `ops` to the writer and wait until they are applied (or refused)
+    /// with `durability`.
+    pub async fn commit(
+        &self,
+        ns: Namespace,
+        ops: Vec<Op>,
+        durability: Durability,
+    ) -> Result<(), StorageError> {
         let (tx, rx) = oneshot::channel();
         self.writer
-            .send((ns, ops, tx))
+            .send((ns, ops, durability, tx))
             .map_err(|_| StorageError::Backend("the storage writer has stopped".into()))?;
         rx.await.unwrap_or_else(|_| {
             Err(StorageError::Backend(
@@ -193,7 +201,7 @@ fn writer_loop(db: &Database, rx: &std_mpsc::Receiver<Job>) {
             }
         }
         let results = apply_batch(db, &jobs);
-        for ((_, _, reply), result) in jobs.into_iter().zip(results) {
+        for ((_, _, _, reply), result) in jobs.into_iter().zip(results) {
             // The caller may have given up (its call timed out); nothing to do.
             let _ = reply.send(result);
         }
@@ -201,14 +209,23 @@ fn writer_loop(db: &Database, rx: &std_mpsc::Receiver<Job>) {
 }
 
 fn apply_batch(db: &Database, jobs: &[Job]) -> Vec<Result<(), StorageError>> {
-    let txn = match db.begin_write() {
+    let mut txn = match db.begin_write() {
         Ok(txn) => txn,
         Err(e) => return jobs.iter().map(|_| Err(backend(&e))).collect(),
     };
+    // One durable commit in the batch makes the whole transaction durable;
+    // a batch of relaxed ones skips the fsync (the next durable one covers it).
+    if jobs
+        .iter()
+        .all(|(_, _, durability, _)| *durability == Durability::Relaxed)
+        && let Err(e) = txn.set_durability(redb::Durability::None)
+    {
+        return jobs.iter().map(|_| Err(backend(&e))).collect();
+    }
     let mut results = Vec::with_capacity(jobs.len());
     let applied = (|| -> Result<(), StorageError> {
         let mut tables = Tables::new(&txn);
-        for (ns, ops, _) in jobs {
+        for (ns, ops, _, _) in jobs {
             tables.namespace = *ns;
             results.push(apply_one(&mut tables, ops)?);
         }

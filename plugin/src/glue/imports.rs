@@ -81,6 +81,11 @@ impl ports::Store for WitStore {
         let ops: Vec<storage::Op> = ops.into_iter().map(to_op).collect();
         storage::commit(&ops).map_err(from_storage_error)
     }
+
+    fn commit_relaxed(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        let ops: Vec<storage::Op> = ops.into_iter().map(to_op).collect();
+        storage::commit_relaxed(&ops).map_err(from_storage_error)
+    }
 }
 
 pub struct WitEnv;

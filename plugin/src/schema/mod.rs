@@ -14,7 +14,9 @@ pub mod conversations;
 pub mod events;
 mod sandboxes;
 
-pub use sandboxes::{BY_CREATED, BY_KEY_HASH, BY_OWNER, Phase, SANDBOXES, SandboxRecord};
+pub use sandboxes::{
+    ACTIVE_BY_OWNER, BY_CREATED, BY_KEY_HASH, BY_OWNER, Phase, SANDBOXES, SandboxRecord,
+};
 
 use serde::Serialize;
 

@@ -8,6 +8,13 @@
 //!   callers that see all.
 //! - `sandboxes_by_key_hash`: session-key hash (hex) → sandbox id, for webhook
 //!   authentication.
+//! - `sandboxes_active_by_owner`: [`owner_prefix`] ‖ [`order_key`] → sandbox id, for
+//!   the records that [count as active](SandboxRecord::is_active): started or
+//!   resumed by sandboxd and not paused or deleted since. The per-user limit
+//!   counts these instead of every sandbox the user ever kept, so a start costs
+//!   the same with 10 stored sandboxes as with 10,000. It is a superset of what
+//!   runs (a runtime may stop by itself); the limit asks the runtime about
+//!   these before it pauses anything.
 //!
 //! Invariant: the index entries of a record are written and removed in the same
 //! commit as the record itself ([`SandboxRecord::insert_ops`],
@@ -26,6 +33,7 @@ pub const SANDBOXES: &str = "sandboxes";
 pub const BY_OWNER: &str = "sandboxes_by_owner";
 pub const BY_CREATED: &str = "sandboxes_by_created";
 pub const BY_KEY_HASH: &str = "sandboxes_by_key_hash";
+pub const ACTIVE_BY_OWNER: &str = "sandboxes_active_by_owner";
 
 /// Where a start stands. A record is written `Starting` before the runtime is
 /// asked and becomes `Started` once the runtime answered, so a crash in between
@@ -71,7 +79,24 @@ impl SandboxRecord {
         order_key(self.created_at_us, &self.id)
     }
 
-    fn owner_key(&self) -> Vec<u8> {
+    /// Whether the record is in [`ACTIVE_BY_OWNER`]: a start in flight, or a
+    /// sandbox with a session key (started or resumed, not paused since: a
+    /// pause clears the key's hash first).
+    pub fn is_active(&self) -> bool {
+        self.phase == Phase::Starting || self.session_api_key_hash.is_some()
+    }
+
+    /// The record's entry in [`ACTIVE_BY_OWNER`].
+    pub fn active_entry(&self) -> Op {
+        Op::Put {
+            table: ACTIVE_BY_OWNER,
+            key: self.owner_key(),
+            value: self.id.as_bytes().to_vec(),
+        }
+    }
+
+    /// The record's key in [`BY_OWNER`] and [`ACTIVE_BY_OWNER`].
+    pub fn owner_key(&self) -> Vec<u8> {
         let mut key = owner_prefix(self.created_by_user_id.as_deref());
         key.extend_from_slice(&self.order_key());
         key
@@ -107,6 +132,9 @@ impl SandboxRecord {
                 value: self.id.as_bytes().to_vec(),
             });
         }
+        if self.is_active() {
+            ops.push(self.active_entry());
+        }
         ops
     }
 
@@ -140,6 +168,14 @@ impl SandboxRecord {
                 });
             }
         }
+        match (old.is_active(), self.is_active()) {
+            (false, true) => ops.push(self.active_entry()),
+            (true, false) => ops.push(Op::Delete {
+                table: ACTIVE_BY_OWNER,
+                key: self.owner_key(),
+            }),
+            _ => {}
+        }
         ops
     }
 
@@ -162,6 +198,12 @@ impl SandboxRecord {
             Op::Delete {
                 table: BY_CREATED,
                 key: self.order_key(),
+            },
+            // Whether or not it is active: deleting an absent key is a no-op, and
+            // a record stored before this index existed may still have one.
+            Op::Delete {
+                table: ACTIVE_BY_OWNER,
+                key: self.owner_key(),
             },
         ];
         if let Some(hash) = &self.session_api_key_hash {

@@ -3,6 +3,9 @@
 //! Ordering is what keeps the promises:
 //! - start records the sandbox (phase `starting`) before asking the runtime, and
 //!   removes the record again only when the runtime surely did not start it;
+//!   that intent is visible at once but durable only with the result's commit
+//!   (one fsync per start): a crash in between leaves no answered start, and
+//!   at most an orphaned runtime, which reconciliation stops or adopts;
 //! - pause clears the session-key hash before asking the runtime, so a leaked key
 //!   stops working even if the pause itself fails;
 //! - delete removes the record only after `/stop` succeeded or answered 404.
@@ -48,7 +51,12 @@ impl Service<'_> {
             started_at_us: now,
             phase: Phase::Starting,
         };
-        match self.store.commit(record.insert_ops()) {
+        // Relaxed: the intent must be visible before the runtime is asked (to
+        // reconciliation, to a racing start of the same id), but need not be
+        // on disk. If a crash loses it, the start was never answered, and the
+        // runtime it may have made is an orphan that reconciliation settles by
+        // policy; the durable commit of the result below persists it otherwise.
+        match self.store.commit_relaxed(record.insert_ops()) {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => return Err(taken(&id)),
             Err(e) => return Err(e.into()),

@@ -1,13 +1,20 @@
 //! The per-user cap on running sandboxes (`max_num_sandboxes`).
 //!
 //! Before a start or a resume, the caller's running sandboxes beyond `max - 1` are
-//! paused, oldest first, to make room. This is housekeeping for the call it
+//! paused, oldest first, to make room. Only the caller's *active* sandboxes
+//! (`schema::sandboxes`) are counted and, when there are more than `max - 1`,
+//! asked about: the cost follows what runs, not what is stored. This is housekeeping for the call it
 //! guards: any failure in it is logged and never fails the start or resume.
 
 use super::Service;
 use crate::error::Result;
 use crate::model::Status;
 use crate::ports::{Bound, Level, Scan};
+
+/// Active-index entries read per scan.
+const PAGE: usize = 1_000;
+/// Ids per runtime batch request (its URL stays short).
+const BATCH: usize = 100;
 use crate::schema::{self, SandboxRecord};
 use crate::status;
 
@@ -36,37 +43,36 @@ impl Service<'_> {
 
     fn pause_oldest_over_limit(&self, except: Option<&str>) -> Result<Vec<String>> {
         let keep = self.settings.max_num_sandboxes.saturating_sub(1) as usize;
-        // A caller with no more than `keep` sandboxes at all cannot be over the
-        // limit: skip the runtime API's `/list` (one small index scan instead).
-        let (table, prefix) = self.scope_index();
-        let end = schema::prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
-        let stored = self.store.scan(Scan {
-            table,
-            start: Bound::Included(prefix),
-            end,
-            reverse: false,
-            limit: u32::try_from(keep + 1).unwrap_or(u32::MAX),
-        })?;
-        if stored.len() <= keep {
+        // Count the caller's active sandboxes (a superset of what runs, see
+        // `schema::sandboxes`), not every sandbox they keep: no more than
+        // `keep` of them, and nothing can be over the limit.
+        let active = self.active_ids(keep + 1)?;
+        if active.len() <= keep {
             return Ok(Vec::new());
         }
-        let runtimes = self
-            .runtime()
-            .list()
-            .map_err(|e| crate::error::Error::Upstream(e.to_string()))?;
-        let mut running: Vec<&str> = runtimes
+        let active = self.active_ids(usize::MAX)?;
+        let ids: Vec<&str> = active
             .iter()
-            .filter(|r| {
+            .map(String::as_str)
+            .filter(|id| Some(*id) != except && super::is_valid_id(id))
+            .collect();
+        let mut runtimes = std::collections::HashMap::new();
+        for chunk in ids.chunks(BATCH) {
+            runtimes.extend(
+                self.runtime()
+                    .batch(chunk)
+                    .map_err(|e| crate::error::Error::Upstream(e.to_string()))?,
+            );
+        }
+        let running: Vec<&str> = ids
+            .into_iter()
+            .filter(|id| {
                 matches!(
-                    status::from_runtime(Some(r)),
+                    status::from_runtime(runtimes.get(*id)),
                     Status::Running | Status::Starting
                 )
             })
-            .filter_map(|r| r.session_id.as_deref())
-            .filter(|id| Some(*id) != except && super::is_valid_id(id))
             .collect();
-        running.sort_unstable();
-        running.dedup();
         if running.len() <= keep {
             return Ok(Vec::new());
         }
@@ -88,5 +94,40 @@ impl Service<'_> {
             }
         }
         Ok(paused)
+    }
+
+    /// The ids in the caller's part of the active index (everyone's for a
+    /// caller who sees all), at most `limit` of them.
+    fn active_ids(&self, limit: usize) -> Result<Vec<String>> {
+        let prefix = match self.caller() {
+            None => Vec::new(),
+            Some(user) => schema::owner_prefix(Some(user)),
+        };
+        let end = schema::prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
+        let mut ids = Vec::new();
+        let mut start = Bound::Included(prefix);
+        while ids.len() < limit {
+            let want = (limit - ids.len()).min(PAGE);
+            let page = self.store.scan(Scan {
+                table: schema::ACTIVE_BY_OWNER,
+                start,
+                end: end.clone(),
+                reverse: false,
+                limit: u32::try_from(want).unwrap_or(u32::MAX),
+            })?;
+            let full = page.len() == want;
+            let Some(last) = page.last().map(|(key, _)| key.clone()) else {
+                break;
+            };
+            ids.extend(
+                page.into_iter()
+                    .filter_map(|(_, id)| String::from_utf8(id).ok()),
+            );
+            if !full {
+                break;
+            }
+            start = Bound::Excluded(last);
+        }
+        Ok(ids)
     }
 }

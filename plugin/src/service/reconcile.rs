@@ -136,6 +136,7 @@ impl Service<'_> {
                 summary.statuses.count(self.to_info(record, listed).status);
             }
         }
+        self.repair_active_index(&records, share, &mut summary);
         if summary.orphans + summary.completed + summary.removed > 0 || !summary.failures.is_empty()
         {
             let counts = format!(
@@ -276,6 +277,86 @@ impl Service<'_> {
             Err(e) => summary.failures.push((record.id.clone(), e.to_string())),
         }
         true
+    }
+
+    /// Make the active index (`schema::sandboxes`) match the records in
+    /// `share`: an entry for an active record stored before the index existed,
+    /// none for one no longer active. Each fix is conditional on the record
+    /// being as this pass read it, so a start, pause or delete racing the pass
+    /// wins; an entry whose record this pass did not see is left alone (a start
+    /// that began after the records were read). Relaxed writes: the next pass
+    /// repeats whatever a crash loses.
+    fn repair_active_index(
+        &self,
+        records: &HashMap<String, SandboxRecord>,
+        share: &Share,
+        summary: &mut ReconcileSummary,
+    ) {
+        let indexed = match self.scan_all(schema::ACTIVE_BY_OWNER) {
+            Ok(entries) => entries,
+            Err(e) => {
+                summary
+                    .failures
+                    .push(("active index".into(), e.to_string()));
+                return;
+            }
+        };
+        let mut fixes: Vec<(&SandboxRecord, crate::ports::Op)> = Vec::new();
+        let mut present = std::collections::HashSet::new();
+        for (key, id) in indexed {
+            let Some(record) = std::str::from_utf8(&id).ok().and_then(|id| records.get(id))
+            else {
+                continue;
+            };
+            if record.is_active() && record.owner_key() == key {
+                present.insert(record.id.as_str());
+            } else if share.holds(&record.id) {
+                let stale = crate::ports::Op::Delete {
+                    table: schema::ACTIVE_BY_OWNER,
+                    key,
+                };
+                fixes.push((record, stale));
+            }
+        }
+        fixes.extend(
+            records
+                .values()
+                .filter(|r| r.is_active() && share.holds(&r.id) && !present.contains(r.id.as_str()))
+                .map(|r| (r, r.active_entry())),
+        );
+        for (record, fix) in fixes {
+            let unchanged = crate::ports::Op::RequireValue {
+                table: schema::SANDBOXES,
+                key: record.id.as_bytes().to_vec(),
+                value: record.encode(),
+            };
+            match self.store.commit_relaxed(vec![unchanged, fix]) {
+                Ok(()) | Err(crate::ports::StoreError::Conflict(_)) => {}
+                Err(e) => summary.failures.push((record.id.clone(), format!("{e:?}"))),
+            }
+        }
+    }
+
+    /// Every entry of `table`, in key order.
+    fn scan_all(&self, table: &'static str) -> Result<Vec<crate::ports::Entry>> {
+        let mut all = Vec::new();
+        let mut start = Bound::Unbounded;
+        loop {
+            let page = self.store.scan(Scan {
+                table,
+                start,
+                end: Bound::Unbounded,
+                reverse: false,
+                limit: SCAN_PAGE,
+            })?;
+            let full = page.len() == SCAN_PAGE as usize;
+            let last = page.last().map(|(key, _)| key.clone());
+            all.extend(page);
+            match (full, last) {
+                (true, Some(key)) => start = Bound::Excluded(key),
+                _ => return Ok(all),
+            }
+        }
     }
 
     /// Every sandbox record, by id.

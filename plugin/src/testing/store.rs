@@ -30,6 +30,9 @@ pub struct MemStore {
     pub fail_commits: Cell<u32>,
     /// Rows returned by scans so far, to check what a page costs.
     pub rows_scanned: Cell<usize>,
+    /// Successful commits so far, durable and relaxed.
+    pub durable_commits: Cell<usize>,
+    pub relaxed_commits: Cell<usize>,
 }
 
 impl MemStore {
@@ -39,6 +42,11 @@ impl MemStore {
 
     pub fn raw_get(&self, table: &str, key: &[u8]) -> Option<Vec<u8>> {
         self.tables.borrow().get(table)?.get(key).cloned()
+    }
+
+    /// Empty `table`, as if it had never been written.
+    pub fn clear_table(&self, table: &str) {
+        self.tables.borrow_mut().remove(table);
     }
 
     pub fn raw_put(&self, table: &str, key: &[u8], value: &[u8]) {
@@ -134,6 +142,21 @@ impl Store for MemStore {
     }
 
     fn commit(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        self.apply(ops)?;
+        self.durable_commits.set(self.durable_commits.get() + 1);
+        Ok(())
+    }
+
+    fn commit_relaxed(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        self.apply(ops)?;
+        self.relaxed_commits.set(self.relaxed_commits.get() + 1);
+        Ok(())
+    }
+}
+
+impl MemStore {
+    /// A commit, durable or not (in memory, the same).
+    fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError> {
         if self.fail_commits.get() > 0 {
             self.fail_commits.set(self.fail_commits.get() - 1);
             return Err(StoreError::Backend("injected failure".into()));

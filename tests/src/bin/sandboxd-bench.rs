@@ -208,7 +208,7 @@ async fn main() {
     }
 
     // ---- reads: sequential and under load, in rounds ----
-    let mut seq: Vec<Vec<Stats>> = vec![Vec::new(); 7];
+    let mut seq: Vec<Vec<Stats>> = vec![Vec::new(); 8];
     let mut load_runs: Vec<Vec<Stats>> = vec![Vec::new(); 4];
     let mut get_cpu: Vec<Duration> = Vec::new();
     for round in 0..rounds {
@@ -220,6 +220,13 @@ async fn main() {
                 let b2 = b.clone();
                 b.runtime_get("raw GET /sessions/batch (1 id)", 3_000, 1, move |i| {
                     format!("/sessions/batch?ids={}", b2.id(i))
+                })
+                .await
+            },
+            {
+                let b2 = b.clone();
+                b.runtime_get("raw GET /sessions/{id}", 3_000, 1, move |i| {
+                    format!("/sessions/{}", b2.id(i))
                 })
                 .await
             },
@@ -296,12 +303,12 @@ async fn main() {
         );
     }
     let p50 = |s: &Stats| s.p50().as_secs_f64();
-    let [healthz, raw_batch1, raw_batch100, get, first, deep, batch]: [Stats; 7] = seq
+    let [healthz, raw_batch1, raw_get1, raw_batch100, get, first, deep, batch]: [Stats; 8] = seq
         .into_iter()
         .map(|r| median_by(r, p50))
         .collect::<Vec<_>>()
         .try_into()
-        .unwrap_or_else(|_| panic!("seven sequential figures"));
+        .unwrap_or_else(|_| panic!("eight sequential figures"));
     let [raw_get_load, get_load, raw_batch_load, search_load]: [Stats; 4] = load_runs
         .into_iter()
         .map(|r| median_by(r, Stats::throughput))
@@ -353,32 +360,50 @@ async fn main() {
         )
     })
     .await;
-    let started: Arc<Mutex<Vec<String>>> = Arc::default();
-    let (h, base, st) = (http.clone(), b.sd.clone(), started.clone());
-    let start = load::run("start", writes, 1, move |_| {
-        let (h, base, st) = (h.clone(), base.clone(), st.clone());
-        async move {
-            let Ok(r) = h.post(format!("{base}/api/v1/sandboxes")).send().await else {
-                return false;
-            };
-            match r
-                .json::<Value>()
-                .await
-                .ok()
-                .and_then(|v| v["id"].as_str().map(str::to_owned))
-            {
-                Some(id) => st.lock().map(|mut s| s.push(id)).is_ok(),
-                None => false,
-            }
-        }
+    // The filled sandboxes are paused first, as a long-lived user's are (the
+    // limit then counts only what runs), and starts and deletes alternate in
+    // groups of ten, so every start finds the same few active sandboxes.
+    eprintln!("pausing the {} filled sandboxes…", b.ids.len());
+    let (h, base, ids) = (http.clone(), b.sd.clone(), b.ids.clone());
+    let pause_fill = load::run("pause", ids.len(), 8, move |i| {
+        send_ok(h.post(format!("{base}/api/v1/sandboxes/{}/pause", ids[i])))
     })
     .await;
-    let started = Arc::new(started.lock().map(|v| v.clone()).unwrap_or_default());
-    let (h, base, st) = (http.clone(), b.sd.clone(), started.clone());
-    let delete = load::run("delete", st.len(), 1, move |i| {
-        send_ok(h.delete(format!("{base}/api/v1/sandboxes/{}", st[i])))
-    })
-    .await;
+    let (mut starts, mut deletes) = (Vec::new(), Vec::new());
+    for _ in 0..writes / 10 {
+        let started: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (h, base, st) = (http.clone(), b.sd.clone(), started.clone());
+        starts.push(
+            load::run("start", 10, 1, move |_| {
+                let (h, base, st) = (h.clone(), base.clone(), st.clone());
+                async move {
+                    let Ok(r) = h.post(format!("{base}/api/v1/sandboxes")).send().await else {
+                        return false;
+                    };
+                    match r
+                        .json::<Value>()
+                        .await
+                        .ok()
+                        .and_then(|v| v["id"].as_str().map(str::to_owned))
+                    {
+                        Some(id) => st.lock().map(|mut s| s.push(id)).is_ok(),
+                        None => false,
+                    }
+                }
+            })
+            .await,
+        );
+        let started = Arc::new(started.lock().map(|v| v.clone()).unwrap_or_default());
+        let (h, base, st) = (http.clone(), b.sd.clone(), started.clone());
+        deletes.push(
+            load::run("delete", st.len(), 1, move |i| {
+                send_ok(h.delete(format!("{base}/api/v1/sandboxes/{}", st[i])))
+            })
+            .await,
+        );
+    }
+    let start = Stats::combine("start", starts);
+    let delete = Stats::combine("delete", deletes);
     let commit = offline_p50(&["store", "bench", "--json", "--iterations", "500"]);
     let instantiate = offline_p50(&["plugin", "bench", "--json", "--iterations", "5000"]);
 
@@ -390,6 +415,7 @@ async fn main() {
     for s in [
         &healthz,
         &raw_batch1,
+        &raw_get1,
         &raw_batch100,
         &raw_start,
         &raw_stop,
@@ -478,8 +504,8 @@ async fn main() {
         true,
     );
     row(
-        "delete p50 ÷ (raw /stop + healthz + one commit)",
-        p50(&delete) / (p50(&raw_stop) + h + c),
+        "delete p50 ÷ (raw GET /sessions/{id} + raw /stop + healthz + one commit)",
+        p50(&delete) / (p50(&raw_get1) + p50(&raw_stop) + h + c),
         1.25,
         true,
     );
@@ -512,8 +538,10 @@ async fn main() {
     }
     let all = [
         &fill,
+        &pause_fill,
         &healthz,
         &raw_batch1,
+        &raw_get1,
         &raw_batch100,
         &get,
         &first,

@@ -28,7 +28,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Config as PgConfig, NoTls};
 
-use super::Namespace;
+use super::{Durability, Namespace};
 use crate::bindings::storage::{Bound, Entry, Op, ScanRequest, StorageError};
 use crate::config::Secret;
 
@@ -201,14 +201,31 @@ impl PgStore {
     }
 
     /// Apply `ops` atomically, their preconditions checked against the state
-    /// the writes land on; retried over serialization failures.
-    pub async fn commit(&self, ns: Namespace, ops: Vec<Op>) -> Result<(), StorageError> {
+    /// the writes land on; retried over serialization failures. A relaxed
+    /// commit turns `synchronous_commit` off for its own transaction only: it
+    /// is visible to every replica at once, and on disk once the WAL writer
+    /// flushes it (or a later durable commit does), so only a crash of the
+    /// database server itself can lose it.
+    pub async fn commit(
+        &self,
+        ns: Namespace,
+        ops: Vec<Op>,
+        durability: Durability,
+    ) -> Result<(), StorageError> {
         let (kinds, tables, keys, values) = columns(ns, &ops);
+        let sql = match durability {
+            Durability::Immediate => "SELECT sandboxd_commit($1, $2, $3, $4)",
+            // One statement, one implicit transaction: the setting is local to it.
+            Durability::Relaxed => {
+                "SELECT sandboxd_commit($1, $2, $3, $4) \
+                 FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed"
+            }
+        };
         let mut wait = RETRY_BASE;
         for attempt in 1..=COMMIT_ATTEMPTS {
             let client = self.writes.get().await.map_err(pool_error)?;
             let stmt = client
-                .prepare_cached("SELECT sandboxd_commit($1, $2, $3, $4)")
+                .prepare_cached(sql)
                 .await
                 .map_err(|e| backend("commit", &e))?;
             match client

@@ -9,14 +9,28 @@ use crate::bindings::storage::PutOp;
 async fn commits_survive_reopening_and_a_second_opener_is_refused() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = dir.path().join("db.redb");
-    let put = Op::Put(PutOp {
-        table: "t".into(),
-        key: b"k".to_vec(),
-        value: b"v".to_vec(),
-    });
+    let put = |key: &[u8]| {
+        Op::Put(PutOp {
+            table: "t".into(),
+            key: key.to_vec(),
+            value: b"v".to_vec(),
+        })
+    };
     {
         let store = RedbStore::open(&path, 64 << 20).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(store.commit(Namespace::Plugin, vec![put]).await, Ok(()));
+        // A relaxed commit is made durable by the durable one after it.
+        assert_eq!(
+            store
+                .commit(Namespace::Plugin, vec![put(b"r")], Durability::Relaxed)
+                .await,
+            Ok(())
+        );
+        assert_eq!(
+            store
+                .commit(Namespace::Plugin, vec![put(b"k")], Durability::Immediate)
+                .await,
+            Ok(())
+        );
         assert!(matches!(
             RedbStore::open(&path, 64 << 20),
             Err(OpenError::InUse(_))
@@ -34,8 +48,10 @@ async fn commits_survive_reopening_and_a_second_opener_is_refused() {
         }
     }
     let store = reopened.unwrap_or_else(|| panic!("could not reopen"));
-    assert_eq!(
-        store.get(Namespace::Plugin, "t", b"k"),
-        Ok(Some(b"v".to_vec()))
-    );
+    for key in [b"r", b"k"] {
+        assert_eq!(
+            store.get(Namespace::Plugin, "t", key),
+            Ok(Some(b"v".to_vec()))
+        );
+    }
 }

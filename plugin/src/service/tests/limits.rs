@@ -56,25 +56,52 @@ fn resume_makes_room_without_pausing_itself() {
 }
 
 #[test]
-fn the_limit_asks_the_runtime_only_when_the_caller_has_enough_sandboxes() {
+fn the_limit_asks_the_runtime_only_when_the_caller_has_enough_active_sandboxes() {
     let mut w = World::new();
     w.settings.max_num_sandboxes = 3;
-    start_many(&w, Some("alice"), 2);
-    assert_eq!(
-        w.runtime.count("GET /list"),
-        0,
-        "two stored sandboxes cannot exceed a limit of 3"
-    );
+    let ids = start_many(&w, Some("alice"), 2);
+    let asked = |w: &World| w.runtime.count("GET /sessions/batch") + w.runtime.count("GET /list");
+    assert_eq!(asked(&w), 0, "two sandboxes cannot exceed a limit of 3");
     start(&w, Some("bob"));
-    assert_eq!(w.runtime.count("GET /list"), 0);
+    assert_eq!(asked(&w), 0, "bob's do not count for alice");
     start(&w, Some("alice"));
-    assert_eq!(
-        w.runtime.count("GET /list"),
-        0,
-        "a third is within the limit"
+    assert_eq!(asked(&w), 0, "a third is within the limit");
+    // Paused ones are not active: they cost nothing, however many are kept.
+    ok(w.alice().pause(&ids[0]));
+    start(&w, Some("alice"));
+    assert_eq!(asked(&w), 0, "three active after one was paused");
+    start(&w, Some("alice"));
+    assert_eq!(w.runtime.count("GET /sessions/batch"), 1);
+    assert_eq!(w.runtime.count("GET /list"), 0, "never the whole runtime list");
+}
+
+#[test]
+fn a_start_reads_only_the_active_sandboxes_however_many_are_stored() {
+    let mut w = World::new();
+    w.settings.max_num_sandboxes = 5;
+    for id in start_many(&w, Some("alice"), 200) {
+        ok(w.alice().pause(&id));
+    }
+    w.store.rows_scanned.set(0);
+    start(&w, Some("alice"));
+    assert!(
+        w.store.rows_scanned.get() <= 5,
+        "scanned {} rows for a start with 200 paused sandboxes",
+        w.store.rows_scanned.get()
     );
-    start(&w, Some("alice"));
-    assert_eq!(w.runtime.count("GET /list"), 1);
+}
+
+#[test]
+fn a_sandbox_the_runtime_stopped_by_itself_is_not_counted() {
+    let mut w = World::new();
+    w.settings.max_num_sandboxes = 2;
+    let ids = start_many(&w, Some("alice"), 2);
+    // Paused behind sandboxd's back: still active in the index, not running.
+    w.runtime.set_status(&ids[0], "paused");
+    let third = start(&w, Some("alice"));
+    assert_eq!(w.runtime.count("GET /sessions/batch"), 1);
+    assert_eq!(ok(w.alice().get(&ids[1])).status, Status::Running);
+    assert_eq!(ok(w.alice().get(&third)).status, Status::Running);
 }
 
 #[test]
@@ -82,10 +109,11 @@ fn a_failing_limit_check_never_fails_the_start() {
     let mut w = World::new();
     w.settings.max_num_sandboxes = 1;
     let first = start(&w, None);
-    w.runtime.fault("GET /list", Fault::Status(500, ""));
+    w.runtime
+        .fault("GET /sessions/batch", Fault::Status(500, ""));
     start(&w, None);
     w.runtime
-        .fault("GET /list", Fault::Body("{\"runtimes\": 5}"));
+        .fault("GET /sessions/batch", Fault::Body("{\"runtimes\": 5}"));
     start(&w, None);
     w.runtime.fault("POST /pause", Fault::Status(500, ""));
     start(&w, None);

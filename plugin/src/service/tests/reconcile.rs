@@ -151,3 +151,29 @@ fn a_pass_counts_the_stored_sandboxes_by_status() {
         "{running} and the adopted stray run, one is paused, one has no runtime"
     );
 }
+
+#[test]
+fn reconciliation_rebuilds_the_active_index_of_records_stored_without_it() {
+    let mut w = World::new();
+    w.settings.max_num_sandboxes = 2;
+    let ids = start_many(&w, Some("alice"), 2);
+    ok(w.alice().pause(&ids[1]));
+    // As a store written before the index existed: no entries at all.
+    w.store.clear_table(schema::ACTIVE_BY_OWNER);
+    ok(w.admin().reconcile(OrphanPolicy::Stop, 0, &Share::all()));
+    assert_eq!(
+        w.store.len(schema::ACTIVE_BY_OWNER),
+        1,
+        "the running one is active again, the paused one is not"
+    );
+    // And the limit counts it: a third start makes room by pausing ids[0]
+    // only once a second active one exists.
+    start(&w, Some("alice"));
+    assert_eq!(ok(w.alice().get(&ids[0])).status, Status::Running);
+    start(&w, Some("alice"));
+    assert_eq!(ok(w.alice().get(&ids[0])).status, Status::Paused);
+    // A second pass has nothing left to fix.
+    let before = w.store.relaxed_commits.get();
+    ok(w.admin().reconcile(OrphanPolicy::Stop, 0, &Share::all()));
+    assert_eq!(w.store.relaxed_commits.get(), before);
+}

@@ -200,3 +200,14 @@ fn a_storage_failure_before_the_start_asks_nothing_of_the_runtime() {
     assert!(matches!(err, Some(Error::Storage(_))), "{err:?}");
     assert_eq!(w.runtime.count("POST /start"), 0);
 }
+
+#[test]
+fn a_start_waits_for_one_durable_commit() {
+    let w = World::new();
+    let id = start(&w, Some("alice"));
+    // The intent (visible before the runtime is asked, lost only with a crash
+    // that also loses the answer) and the durable result.
+    assert_eq!(w.store.relaxed_commits.get(), 1);
+    assert_eq!(w.store.durable_commits.get(), 1);
+    assert_eq!(record(&w, &id).map(|r| r.phase), Some(Phase::Started));
+}
