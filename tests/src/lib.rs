@@ -9,6 +9,7 @@ pub mod fake_agent;
 pub mod fake_llm;
 pub mod fake_runtime;
 pub mod load;
+pub mod node_host;
 pub mod plugins;
 pub mod receiver;
 pub mod sandboxd;

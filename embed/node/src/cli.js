@@ -1,4 +1,4 @@
-// `sandboxd-node serve [--config FILE]`: the library, the SQLite store in
+// `sandboxd-node serve [--config FILE] [--plugin FILE]`: the library, the SQLite store in
 // `data_dir`, the host key, the background work and the server, wired as the
 // Rust host's `sandboxd serve` wires its parts. Prints
 // `sandboxd listening on http://ADDR` on standard output once it serves; logs
@@ -15,10 +15,10 @@ import { serve } from './server/index.js';
 import { SqliteStore } from './storage/sqlite.js';
 import { createSandboxd } from './index.js';
 
-const USAGE = 'usage: sandboxd-node serve [--config FILE]';
+const USAGE = 'usage: sandboxd-node serve [--config FILE] [--plugin FILE]';
 
 async function main(argv) {
-  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, options: { config: { type: 'string' }, plugin: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) {
     console.log(USAGE);
     return 0;
@@ -39,7 +39,7 @@ async function main(argv) {
   mkdirSync(dataDir, { recursive: true });
   const callTimeoutMs = 90_000;
   const sd = await createSandboxd({
-    plugin: config.plugin.path,
+    plugin: values.plugin ?? config.plugin.path,
     runtime: config.runtime,
     webUrl: config.webUrl,
     specs: config.specs,

@@ -1,0 +1,161 @@
+//! The Node.js host (`embed/node/`) and the Rust host run the same plugin
+//! bytes and answer the same JSON: both against one fake runtime API, the same
+//! requests, byte-identical answers apart from what is each host's own (ids,
+//! session keys, runtime ids, times).
+
+use reqwest::Method;
+use serde_json::Value;
+
+use sandboxd_tests::fake_runtime::FakeRuntime;
+use sandboxd_tests::node_host::NodeHost;
+use sandboxd_tests::sandboxd::{Options, Sandboxd};
+
+/// One raw answer: status and body text.
+async fn raw(base: &str, method: Method, path: &str) -> (u16, String) {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap_or_else(|e| panic!("client: {e}"));
+    let resp = client
+        .request(method, format!("{base}{path}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = resp.text().await.unwrap_or_default();
+    (status, format!("{content_type} {text}"))
+}
+
+/// The strings that are each host's own, found in its answers: values of
+/// `session_api_key`, `created_at`, and runtime ids in URLs (`/rt-…`).
+fn own_values(text: &str, out: &mut Vec<String>) {
+    let json = text.split_once(' ').map_or("", |(_, body)| body);
+    let Ok(value) = serde_json::from_str::<Value>(json) else {
+        return;
+    };
+    collect(&value, out);
+}
+
+fn collect(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v) {
+                    ("session_api_key" | "created_at", Value::String(s)) => out.push(s.clone()),
+                    ("url", Value::String(s)) => {
+                        if let Some(rt) = s.split('/').find(|seg| seg.starts_with("rt-")) {
+                            out.push(rt.to_owned());
+                        }
+                    }
+                    _ => collect(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect(v, out)),
+        _ => {}
+    }
+}
+
+/// The same request sequence against one host, `id` being its sandbox.
+async fn sequence(base: &str, id: &str) -> Vec<String> {
+    let calls: Vec<(Method, String)> = vec![
+        (Method::GET, "/api/v1/sandbox-specs/search".into()),
+        (Method::POST, format!("/api/v1/sandboxes?sandbox_id={id}")),
+        (Method::GET, format!("/api/v1/sandboxes/{id}")),
+        (Method::GET, "/api/v1/sandboxes/search?limit=5".into()),
+        (Method::GET, format!("/api/v1/sandboxes?id={id}&id=nope")),
+        (Method::POST, format!("/api/v1/sandboxes/{id}/pause")),
+        (Method::GET, format!("/api/v1/sandboxes/{id}")),
+        (Method::POST, format!("/api/v1/sandboxes/{id}/resume")),
+        (Method::GET, format!("/api/v1/sandboxes/{id}/")),
+        (Method::POST, format!("/api/v1/sandboxes?sandbox_id={id}")),
+        (
+            Method::POST,
+            "/api/v1/sandboxes?sandbox_spec_id=no-such-spec".into(),
+        ),
+        (Method::GET, "/api/v1/sandboxes/search?limit=0".into()),
+        (Method::GET, "/api/v1/sandboxes/search?page_id=%ZZ".into()),
+        (Method::GET, "/api/v1/sandboxes".into()),
+        (Method::PUT, "/api/v1/sandboxes/search".into()),
+        (Method::GET, "/api/v1/nowhere".into()),
+        (Method::GET, "/api/v1/conversations/search".into()),
+        (
+            Method::GET,
+            "/api/v1/conversations/00000000-0000-0000-0000-000000000000".into(),
+        ),
+        (Method::DELETE, format!("/api/v1/sandboxes/{id}")),
+        (Method::GET, format!("/api/v1/sandboxes/{id}")),
+        (Method::POST, format!("/api/v1/sandboxes/{id}/pause")),
+        (Method::GET, "/api/v1/sandboxes/search".into()),
+    ];
+    let mut answers = Vec::new();
+    for (method, path) in calls {
+        let (status, text) = raw(base, method.clone(), &path).await;
+        answers.push(format!("{method} {path} -> {status} {text}"));
+    }
+    let mut own = Vec::new();
+    for a in &answers {
+        if let Some((_, text)) = a.split_once(" -> ") {
+            own_values(text.split_once(' ').map_or("", |(_, t)| t), &mut own);
+        }
+    }
+    own.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    own.dedup();
+    answers
+        .into_iter()
+        .map(|mut a| {
+            for v in &own {
+                a = a.replace(v.as_str(), "<own>");
+            }
+            a.replace(id, "<id>")
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn both_hosts_run_the_same_plugin_and_answer_the_same_bytes() {
+    let rt = FakeRuntime::start();
+    let rust = Sandboxd::start_with(Options::for_runtime(&rt));
+    let node = NodeHost::start_with(Options::for_runtime(&rt));
+
+    let health = |text: String| -> Value {
+        let body = text.split_once(' ').map_or("", |(_, b)| b);
+        serde_json::from_str(body).unwrap_or(Value::Null)
+    };
+    let (rs, rh) = raw(rust.url(), Method::GET, "/healthz").await;
+    let (ns, nh) = raw(node.url(), Method::GET, "/healthz").await;
+    assert_eq!((rs, ns), (200, 200));
+    let (rh, nh) = (health(rh), health(nh));
+    assert_eq!(
+        rh["plugin_sha256"], nh["plugin_sha256"],
+        "the same plugin bytes"
+    );
+    assert_eq!(rh["contract_version"], nh["contract_version"]);
+    assert_eq!(rh["plugin_version"], nh["plugin_version"]);
+    assert!(
+        rh["plugin_sha256"].as_str().is_some_and(|s| s.len() == 64),
+        "{rh}"
+    );
+
+    let from_rust = sequence(rust.url(), "from-rust").await;
+    let from_node = sequence(node.url(), "from-node").await;
+    for (r, n) in from_rust.iter().zip(&from_node) {
+        assert_eq!(
+            r,
+            n,
+            "the hosts differ\nrust log:\n{}\nnode log:\n{}",
+            rust.logs(),
+            node.logs()
+        );
+    }
+    assert_eq!(from_rust.len(), from_node.len());
+    if std::env::var_os("NODE_HOST_SHOW").is_some() {
+        eprintln!("{}", from_node.join("\n"));
+    }
+}
