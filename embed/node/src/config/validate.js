@@ -166,6 +166,17 @@ export function validate(file, errors) {
   const runtimeClass = choice('runtime.runtime_class', typed(rt.runtime_class, 'runtime.runtime_class', 'string', errors), ['gvisor', 'sysbox'], 'gvisor', errors) ?? 'gvisor';
   const orphans = choice('runtime.orphans', typed(rt.orphans, 'runtime.orphans', 'string', errors), ['stop', 'adopt', 'keep'], 'stop', errors) ?? 'stop';
   const positive = (key, value, fallback) => whole(key, typed(value, key, 'whole', errors), 1, 2 ** 32 - 1, errors) ?? fallback;
+  const runtime = {
+    apiUrl: apiUrl ?? '',
+    apiKey,
+    resourceFactor,
+    runtimeClass,
+    startSandboxTimeoutSecs: positive('runtime.start_sandbox_timeout', rt.start_sandbox_timeout, 120),
+    maxNumSandboxes: positive('runtime.max_num_sandboxes', rt.max_num_sandboxes, 10),
+    pollingIntervalSecs: positive('runtime.polling_interval', rt.polling_interval, 15),
+    orphans,
+    reconcileIntervalSecs: positive('runtime.reconcile_interval', rt.reconcile_interval, 60),
+  };
 
   // [[specs]]
   const specsFile = file.specs === undefined ? [] : Array.isArray(file.specs) ? file.specs : (errors.push('specs: expected an array of tables'), []);
@@ -229,17 +240,7 @@ export function validate(file, errors) {
     listen,
     dataDir,
     webUrl,
-    runtime: {
-      apiUrl: apiUrl ?? '',
-      apiKey,
-      resourceFactor,
-      runtimeClass,
-      startSandboxTimeoutSecs: positive('runtime.start_sandbox_timeout', rt.start_sandbox_timeout, 120),
-      maxNumSandboxes: positive('runtime.max_num_sandboxes', rt.max_num_sandboxes, 10),
-      pollingIntervalSecs: positive('runtime.polling_interval', rt.polling_interval, 15),
-      orphans,
-      reconcileIntervalSecs: positive('runtime.reconcile_interval', rt.reconcile_interval, 60),
-    },
+    runtime,
     specs,
     auth: { mode, keys },
     plugin: { path: typed(pluginFile.path, 'plugin.path', 'string', errors) },

@@ -11,8 +11,9 @@
 // Invariants:
 // - The plugin never holds the runtime API key or a callback secret, and no
 //   error text carries a header value.
-// - Batches of one call share one bound on requests in flight; batches still
-//   open when the call ends are abandoned (`CallHttp.close`).
+// - Batches of one call share one bound on requests in flight; requests still
+//   on the wire when the call ends are abandoned (`CallHttp.close`), their
+//   connections and timers released.
 
 import { Denied } from './egress.js';
 import { HttpFailure } from './transport.js';
@@ -67,10 +68,13 @@ export class HttpImport {
 
   /**
    * One request, as the plugin asked for it; rejects with an `HttpFailure`.
+   * `ended` (the call's end) abandons it: its deadline timer and its
+   * connection are released.
    * @param {import('../index.js').HttpRequest} request
+   * @param {AbortSignal} [ended]
    * @returns {Promise<import('../index.js').HttpResponse>}
    */
-  async send(request) {
+  async send(request, ended) {
     let url;
     try {
       url = new URL(request.url);
@@ -105,11 +109,18 @@ export class HttpImport {
 
     const deadline = new AbortController();
     let timer;
+    let onEnd = () => {};
     const expired = new Promise((_, reject) => {
       timer = setTimeout(() => {
         deadline.abort();
         reject(new HttpFailure('timeout'));
       }, timeoutMs);
+      onEnd = () => {
+        deadline.abort();
+        reject(new HttpFailure('transport', 'the plugin call is over'));
+      };
+      if (ended?.aborted) onEnd();
+      ended?.addEventListener('abort', onEnd, { once: true });
     });
     let response;
     try {
@@ -130,6 +141,7 @@ export class HttpImport {
       throw new HttpFailure('transport', e instanceof Error ? e.message : String(e));
     } finally {
       clearTimeout(timer);
+      ended?.removeEventListener('abort', onEnd);
     }
     if (response.body.length > this.maxResponseBytes) throw new HttpFailure('too-large');
     if (toRuntime && response.status >= 200 && response.status < 300) this.policy.learnFromRuntime(response.body);
@@ -137,10 +149,10 @@ export class HttpImport {
   }
 
   /** The outcome of one request as the WIT's `result`. */
-  async outcome(request, limit) {
+  async outcome(request, limit, ended) {
     const release = await limit.acquire();
     try {
-      return { tag: 'ok', val: await this.send(request) };
+      return { tag: 'ok', val: await this.send(request, ended) };
     } catch (e) {
       if (e instanceof HttpFailure) return { tag: 'err', val: e.payload };
       throw e;
@@ -153,13 +165,14 @@ export class HttpImport {
    * All requests, at most `limit`'s permits in flight, outcomes in order.
    * @param {import('../index.js').HttpRequest[]} requests
    * @param {Semaphore} limit
+   * @param {AbortSignal} [ended]
    */
-  async sendBatch(requests, limit) {
+  async sendBatch(requests, limit, ended) {
     if (requests.length > MAX_BATCH) {
       const val = `a batch of ${requests.length} requests exceeds the limit of ${MAX_BATCH}`;
       return requests.map(() => ({ tag: 'err', val: { tag: 'denied', val } }));
     }
-    return Promise.all(requests.map((r) => this.outcome(r, limit)));
+    return Promise.all(requests.map((r) => this.outcome(r, limit, ended)));
   }
 
   /** The HTTP state of one plugin call. */
@@ -174,6 +187,9 @@ export class CallHttp {
   constructor(http) {
     this.http = http;
     this.limit = new Semaphore(http.concurrency);
+    /** Aborted when the call ends: its requests still on the wire are abandoned. */
+    this.ended = new AbortController();
+    this.signal = this.ended.signal;
     this.next = 0;
     /** @type {Map<number, Promise<unknown[]>>} */
     this.open = new Map();
@@ -183,7 +199,7 @@ export class CallHttp {
     if (this.open.size >= MAX_OPEN_BATCHES) {
       throw new HttpFailure('denied', `at most ${MAX_OPEN_BATCHES} batches may be open at once`);
     }
-    const task = this.http.sendBatch(requests, this.limit);
+    const task = this.http.sendBatch(requests, this.limit, this.signal);
     // Answered when finished; a batch never finished must not be an unhandled rejection.
     task.catch(() => {});
     const id = this.next;
@@ -203,8 +219,9 @@ export class CallHttp {
     }
   }
 
-  /** The call is over: nobody will read the open batches' answers. */
+  /** The call is over: nobody will read the answers; abandon what is on the wire. */
   close() {
     this.open.clear();
+    this.ended.abort();
   }
 }

@@ -114,8 +114,8 @@ export function nodeTransport(options = {}) {
           res.on('data', (chunk) => {
             size += chunk.length;
             if (size > request.maxResponseBytes) {
-              res.destroy();
               done(reject, new HttpFailure('too-large'));
+              res.destroy();
               return;
             }
             chunks.push(chunk);

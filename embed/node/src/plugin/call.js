@@ -96,12 +96,12 @@ function imports(call, pluginVersion) {
       send: (request) =>
         wit(call, () => {
           call.meter.requests(1);
-          return http.send(request);
+          return http.send(request, call.http.signal);
         }),
       sendBatch: (requests) =>
         wit(call, () => {
           call.meter.requests(requests.length);
-          return http.sendBatch(requests, call.http.limit);
+          return http.sendBatch(requests, call.http.limit, call.http.signal);
         }),
       startBatch: (requests) => {
         call.enter();
