@@ -159,3 +159,57 @@ async fn both_hosts_run_the_same_plugin_and_answer_the_same_bytes() {
         eprintln!("{}", from_node.join("\n"));
     }
 }
+
+/// The Node.js host's own suite (`npm test --prefix embed/node`: its storage
+/// adapters, HTTP import, configuration and the library end to end), so that
+/// `cargo test --workspace` runs it too.
+#[test]
+fn the_node_hosts_own_tests_pass() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../embed/node");
+    // Checks that `npm ci --prefix embed/node` ran, and says so otherwise.
+    let _ = sandboxd_tests::node_host::binary();
+    let node = dir.join("node_modules/.bin/node");
+    let out = std::process::Command::new(&node)
+        .args(["--test", "--test-concurrency=1", "test/"])
+        .current_dir(&dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", node.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "npm test --prefix embed/node failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("ℹ fail 0"), "{stdout}");
+}
+
+/// A runtime API that is down: both hosts answer 502 with the same detail,
+/// which names the call and the cause.
+#[tokio::test]
+async fn both_hosts_name_a_dead_runtime_alike() {
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("port: {e}"));
+    let options = Options::default()
+        .env(
+            "SANDBOXD_RUNTIME_API_URL",
+            &format!("http://127.0.0.1:{port}"),
+        )
+        .env("SANDBOXD_RUNTIME_API_KEY", "dead-runtime-key-0123");
+    let rust = Sandboxd::start_with(options.clone());
+    let node = NodeHost::start_with(options);
+    for (method, path) in [
+        (Method::POST, "/api/v1/sandboxes?sandbox_id=s1"),
+        (Method::GET, "/api/v1/sandboxes/s1"),
+    ] {
+        let r = raw(rust.url(), method.clone(), path).await;
+        let n = raw(node.url(), method, path).await;
+        assert_eq!(r, n, "{path}");
+    }
+    let (status, text) = raw(node.url(), Method::POST, "/api/v1/sandboxes").await;
+    assert_eq!(status, 502, "{text}");
+    assert!(text.contains("Connection refused"), "{text}");
+    assert!(!text.contains("dead-runtime-key"), "{text}");
+}
