@@ -81,6 +81,13 @@ async fn sequence(base: &str, id: &str) -> Vec<String> {
         ),
         (Method::GET, "/api/v1/sandboxes/search?limit=0".into()),
         (Method::GET, "/api/v1/sandboxes/search?page_id=%ZZ".into()),
+        (Method::GET, "/api/v1/sandboxes/search?limit=abc".into()),
+        (Method::GET, "/api/v1/sandboxes/search?limit=%2B5&limit=7".into()),
+        (Method::GET, "/api/v1/sandboxes/%FF".into()),
+        (Method::GET, "/api/v1/sandboxes/%ZZ%2Fa%20b+c".into()),
+        (Method::GET, format!("/api/v1/sandboxes?{}", vec!["id=x"; 101].join("&"))),
+        (Method::GET, format!("/api/v1/sandboxes?id={}", "y".repeat(1025))),
+        (Method::GET, "/api/v1/sandbox-specs?id=nope".into()),
         (Method::GET, "/api/v1/sandboxes".into()),
         (Method::PUT, "/api/v1/sandboxes/search".into()),
         (Method::GET, "/api/v1/nowhere".into()),
@@ -212,4 +219,60 @@ async fn both_hosts_name_a_dead_runtime_alike() {
     assert_eq!(status, 502, "{text}");
     assert!(text.contains("Connection refused"), "{text}");
     assert!(!text.contains("dead-runtime-key"), "{text}");
+}
+
+/// With API keys: the same refusals (status, detail, `WWW-Authenticate`) and
+/// the same scoping from both hosts, configured by the same TOML file.
+#[tokio::test]
+async fn both_hosts_authenticate_alike() {
+    let rt = FakeRuntime::start();
+    let config = r#"
+[auth]
+mode = "api-keys"
+[[auth.keys]]
+key = "alice-key-0123456789"
+user_id = "alice"
+[[auth.keys]]
+key = "admin-key-0123456789"
+admin = true
+"#;
+    let options = Options::for_runtime(&rt).config(config);
+    let rust = Sandboxd::start_with(options.clone());
+    let node = NodeHost::start_with(options);
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap_or_else(|e| panic!("client: {e}"));
+    let ask = |base: String, auth: Option<&'static str>| {
+        let client = client.clone();
+        async move {
+            let mut req = client.get(format!("{base}/api/v1/sandboxes/search"));
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            let resp = req.send().await.unwrap_or_else(|e| panic!("{e}"));
+            let www = resp
+                .headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            (resp.status().as_u16(), www, resp.text().await.unwrap_or_default())
+        }
+    };
+    for auth in [
+        None,
+        Some("Bearer wrong-key-0123456789"),
+        Some("Basic alice-key-0123456789"),
+        Some("Bearer "),
+        Some("bearer alice-key-0123456789"),
+        Some("Bearer admin-key-0123456789"),
+    ] {
+        let r = ask(rust.url().to_owned(), auth).await;
+        let n = ask(node.url().to_owned(), auth).await;
+        assert_eq!(r, n, "{auth:?}");
+    }
+    let (status, www, _) = ask(node.url().to_owned(), None).await;
+    assert_eq!((status, www.as_deref()), (401, Some("Bearer")));
+    let (status, _, body) = ask(node.url().to_owned(), Some("Bearer alice-key-0123456789")).await;
+    assert_eq!((status, body.as_str()), (200, r#"{"items":[],"next_page_id":null}"#));
 }

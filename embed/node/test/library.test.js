@@ -40,7 +40,7 @@ test('the plugin is the Rust build’s, checked by digest and contract', async (
   assert.equal(sd.plugin.contractVersion, '0.3.0');
   assert.deepEqual(await sd.info(), { pluginVersion: sd.plugin.pluginVersion, contractVersion: '0.3.0' });
   const notAPlugin = await rejection(createSandboxd({ runtime: { apiUrl: runtime.url, apiKey: 'k' }, plugin: new Uint8Array([0, 97, 115, 109]), logger: quiet }));
-  assert.match(notAPlugin.message, /is not a plugin this host can run/);
+  assert.match(notAPlugin.message, /^cannot load the plugin \(bytes\): the component does not compile/);
 });
 
 test('a sandbox lifecycle, scoped to its user', async () => {

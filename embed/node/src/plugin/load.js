@@ -36,13 +36,26 @@ export async function prepare(from) {
   /** @type {Awaited<ReturnType<typeof transpileBytes>>} */
   let transpiled;
   let declared;
+  const refuse = (why) => new Error(`cannot load the plugin (${source}): ${why}`);
+  let names;
   try {
     // A first pass names the interfaces; their version picks the async names.
-    const names = await transpileBytes(bytes, { name: 'plugin', instantiation: 'async', emitTypescriptDeclarations: false });
+    names = await transpileBytes(bytes, { name: 'plugin', instantiation: 'async', emitTypescriptDeclarations: false });
+  } catch (e) {
+    throw refuse(`the component does not compile: ${e instanceof Error ? e.message : e}`);
+  }
+  try {
     declared = declaredVersion([...names.imports, ...names.exports.map(([n]) => n)]);
-    if (!compatible(CONTRACT_VERSION, declared)) {
-      throw new Error(`it was built against contract ${declared}, and this host implements ${CONTRACT_VERSION}`);
-    }
+  } catch (e) {
+    throw refuse(`the component is not a sandboxd plugin: ${e instanceof Error ? e.message : e}`);
+  }
+  if (!compatible(CONTRACT_VERSION, declared)) {
+    throw refuse(
+      `the component was built against contract ${declared}, which this host (contract ${CONTRACT_VERSION}) cannot run ` +
+        '(compatible versions share the major version, and below 1.0 the minor version too)',
+    );
+  }
+  try {
     transpiled = await transpileBytes(bytes, {
       name: 'plugin',
       instantiation: 'async',
@@ -52,7 +65,7 @@ export async function prepare(from) {
       wasiShim: true,
     });
   } catch (e) {
-    throw new Error(`${source} is not a plugin this host can run: ${e instanceof Error ? e.message : e}`);
+    throw refuse(`the component does not link against this host (contract ${CONTRACT_VERSION}): ${e instanceof Error ? e.message : e}`);
   }
   /** @type {Map<string, WebAssembly.Module>} */
   const modules = new Map();

@@ -46,6 +46,28 @@ function readBody(req, cap) {
   });
 }
 
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A path segment percent-decoded as the Rust host's router decodes one: `%XX`
+ * escapes become bytes, anything else stays as written, and bytes that are not
+ * UTF-8 are a 404 (no id of ours looks like that).
+ */
+function pathSegment(raw) {
+  const bytes = [];
+  for (let i = 0; i < raw.length; i++) {
+    if (raw[i] === '%' && /^[0-9A-Fa-f]{2}$/.test(raw.slice(i + 1, i + 3))) {
+      bytes.push(parseInt(raw.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else bytes.push(...Buffer.from(raw[i]));
+  }
+  try {
+    return UTF8.decode(Uint8Array.from(bytes));
+  } catch {
+    throw new ApiError(404, 'Not Found (Invalid URL: Invalid UTF-8 in `id`)');
+  }
+}
+
 function send(res, status, body, extra = {}) {
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...extra });
   res.end(body);
@@ -84,13 +106,7 @@ async function handle(sd, auth, logger, req, res) {
     };
     // Authentication first, so an unauthenticated caller learns only that.
     if (!route.path.startsWith('/api/v1/webhooks/')) caller = auth.authenticate(req.headers);
-    if (found.rawId !== undefined) {
-      try {
-        id = decodeURIComponent(found.rawId);
-      } catch {
-        throw new ApiError(404, 'Not Found (Invalid URL: Cannot parse `id` with value `' + found.rawId + '` to a `String`)');
-      }
-    }
+    if (found.rawId !== undefined) id = pathSegment(found.rawId);
     const body = await route.handle(sd, ctx);
     send(res, 200, body);
   } catch (e) {
