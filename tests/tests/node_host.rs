@@ -2,6 +2,9 @@
 //! bytes and answer the same JSON: both against one fake runtime API, the same
 //! requests, byte-identical answers apart from what is each host's own (ids,
 //! session keys, runtime ids, times).
+//!
+//! Both hosts share one runtime API key here, so each would stop the other's
+//! runtimes as orphans at its reconciliation: [`shared`] keeps them instead.
 
 use reqwest::Method;
 use serde_json::Value;
@@ -9,6 +12,11 @@ use serde_json::Value;
 use sandboxd_tests::fake_runtime::FakeRuntime;
 use sandboxd_tests::node_host::NodeHost;
 use sandboxd_tests::sandboxd::{Options, Sandboxd};
+
+/// Options for a host that shares `rt` with the other host.
+fn shared(rt: &FakeRuntime) -> Options {
+    Options::for_runtime(rt).env("SANDBOXD_ORPHANS", "keep")
+}
 
 /// One raw answer: status and body text.
 async fn raw(base: &str, method: Method, path: &str) -> (u16, String) {
@@ -82,11 +90,20 @@ async fn sequence(base: &str, id: &str) -> Vec<String> {
         (Method::GET, "/api/v1/sandboxes/search?limit=0".into()),
         (Method::GET, "/api/v1/sandboxes/search?page_id=%ZZ".into()),
         (Method::GET, "/api/v1/sandboxes/search?limit=abc".into()),
-        (Method::GET, "/api/v1/sandboxes/search?limit=%2B5&limit=7".into()),
+        (
+            Method::GET,
+            "/api/v1/sandboxes/search?limit=%2B5&limit=7".into(),
+        ),
         (Method::GET, "/api/v1/sandboxes/%FF".into()),
         (Method::GET, "/api/v1/sandboxes/%ZZ%2Fa%20b+c".into()),
-        (Method::GET, format!("/api/v1/sandboxes?{}", vec!["id=x"; 101].join("&"))),
-        (Method::GET, format!("/api/v1/sandboxes?id={}", "y".repeat(1025))),
+        (
+            Method::GET,
+            format!("/api/v1/sandboxes?{}", vec!["id=x"; 101].join("&")),
+        ),
+        (
+            Method::GET,
+            format!("/api/v1/sandboxes?id={}", "y".repeat(1025)),
+        ),
         (Method::GET, "/api/v1/sandbox-specs?id=nope".into()),
         (Method::GET, "/api/v1/sandboxes".into()),
         (Method::PUT, "/api/v1/sandboxes/search".into()),
@@ -128,8 +145,8 @@ async fn sequence(base: &str, id: &str) -> Vec<String> {
 #[tokio::test]
 async fn both_hosts_run_the_same_plugin_and_answer_the_same_bytes() {
     let rt = FakeRuntime::start();
-    let rust = Sandboxd::start_with(Options::for_runtime(&rt));
-    let node = NodeHost::start_with(Options::for_runtime(&rt));
+    let rust = Sandboxd::start_with(shared(&rt));
+    let node = NodeHost::start_with(shared(&rt));
 
     let health = |text: String| -> Value {
         let body = text.split_once(' ').map_or("", |(_, b)| b);
@@ -236,7 +253,7 @@ user_id = "alice"
 key = "admin-key-0123456789"
 admin = true
 "#;
-    let options = Options::for_runtime(&rt).config(config);
+    let options = shared(&rt).config(config);
     let rust = Sandboxd::start_with(options.clone());
     let node = NodeHost::start_with(options);
     let client = reqwest::Client::builder()
@@ -256,7 +273,11 @@ admin = true
                 .get("www-authenticate")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            (resp.status().as_u16(), www, resp.text().await.unwrap_or_default())
+            (
+                resp.status().as_u16(),
+                www,
+                resp.text().await.unwrap_or_default(),
+            )
         }
     };
     for auth in [
@@ -274,5 +295,93 @@ admin = true
     let (status, www, _) = ask(node.url().to_owned(), None).await;
     assert_eq!((status, www.as_deref()), (401, Some("Bearer")));
     let (status, _, body) = ask(node.url().to_owned(), Some("Bearer alice-key-0123456789")).await;
-    assert_eq!((status, body.as_str()), (200, r#"{"items":[],"next_page_id":null}"#));
+    assert_eq!(
+        (status, body.as_str()),
+        (200, r#"{"items":[],"next_page_id":null}"#)
+    );
+}
+
+/// Sync by polling on both hosts: each polls its sandbox's agent server on its
+/// interval, and the events it stored come back from the event routes in the
+/// same bytes.
+#[tokio::test]
+async fn both_hosts_poll_agent_servers_and_serve_the_same_events() {
+    use sandboxd_tests::fake_agent::FakeAgentServer;
+    use sandboxd_tests::fake_runtime::FakeRuntimeOptions;
+
+    let agents = FakeAgentServer::start();
+    let rt = FakeRuntime::start_with(FakeRuntimeOptions {
+        url_template: format!("{}/{{session_id}}", agents.url()),
+        ..Default::default()
+    });
+    let options = shared(&rt).env("SANDBOXD_POLLING_INTERVAL", "1");
+    let rust = Sandboxd::start_with(options.clone());
+    let node = NodeHost::start_with(options);
+
+    let mut pages = Vec::new();
+    for (base, id) in [(rust.url(), "rust-sync"), (node.url(), "node-sync")] {
+        let (status, text) = raw(
+            base,
+            Method::POST,
+            &format!("/api/v1/sandboxes?sandbox_id={id}"),
+        )
+        .await;
+        assert_eq!(status, 200, "{text}");
+        let started: Value = serde_json::from_str(text.split_once(' ').map_or("", |(_, b)| b))
+            .unwrap_or(Value::Null);
+        agents.add_agent(id, started["session_api_key"].as_str().unwrap_or_default());
+        let conv = agents.add_conversation(
+            id,
+            serde_json::json!({"execution_status": "running", "title": "both"}),
+        );
+        agents.add_events(
+            id,
+            &conv,
+            [
+                serde_json::json!({"kind": "ObservationEvent", "id": "e3", "timestamp": "2026-11-26T07:00:03.000003", "source": "agent", "extra": {"nested": [1, 2, {"x": null}]}}),
+                serde_json::json!({"kind": "MessageEvent", "id": "e1", "timestamp": "2026-11-26T07:00:01.000001", "source": "user"}),
+                serde_json::json!({"kind": "ActionEvent", "id": "e2", "timestamp": "2026-11-26T07:00:02.000002", "source": "agent"}),
+            ],
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let (_, text) = raw(base, Method::GET, &format!("/api/v1/conversations/{conv}")).await;
+            if text.contains("\"event_count\":3") {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{id} did not sync: {text}\nrust log:\n{}\nnode log:\n{}",
+                rust.logs(),
+                node.logs()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let mut page = String::new();
+        for query in [
+            "",
+            "?sort_order=TIMESTAMP_DESC&limit=2",
+            "?kind=ActionEvent",
+        ] {
+            let (status, text) = raw(
+                base,
+                Method::GET,
+                &format!("/api/v1/conversations/{conv}/events/search{query}"),
+            )
+            .await;
+            assert_eq!(status, 200, "{text}");
+            page.push_str(&text.replace(&conv, "<conversation>"));
+            page.push('\n');
+        }
+        pages.push(page);
+    }
+    assert_eq!(
+        pages[0], pages[1],
+        "the hosts serve the synced events alike"
+    );
+    assert!(
+        pages[1].contains(r#"{"id":"e1","kind":"MessageEvent""#),
+        "{}",
+        pages[1]
+    );
 }
