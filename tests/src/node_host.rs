@@ -10,18 +10,14 @@
 //! plugin the Rust build publishes at `<target>/sandboxd-plugin/` (built by
 //! `cargo build -p sandboxd`, which `cargo test --workspace` does).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::client::Api;
 use crate::fake_runtime::FakeRuntime;
 pub use crate::sandboxd::{Options, StartFailure};
-
-/// How long the Node host may take to start listening (it transpiles the plugin).
-const START_TIMEOUT: Duration = Duration::from_secs(60);
+use crate::sandboxd::{process_cpu_time, spawn_listening};
 
 /// The workspace this crate lives in.
 fn workspace() -> PathBuf {
@@ -98,41 +94,13 @@ impl NodeHost {
         for (k, v) in &options.env {
             cmd.env(k, v);
         }
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary().display()));
-
-        // Read the "listening" line on a thread, so a silent child cannot hang us.
-        let stdout = child
-            .stdout
-            .take()
-            .unwrap_or_else(|| panic!("stdout is piped"));
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut sent = false;
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if !sent && let Some(url) = line.strip_prefix("sandboxd listening on ") {
-                    let _ = tx.send(url.trim().to_owned());
-                    sent = true;
-                }
-            }
-        });
-        match rx.recv_timeout(START_TIMEOUT) {
-            Ok(url) => Ok(NodeHost {
-                child,
-                url,
-                dir,
-                data_dir,
-            }),
-            Err(_) => {
-                let _ = child.kill();
-                let status = child.wait().ok();
-                Err(StartFailure {
-                    exit_code: status.and_then(|s| s.code()),
-                    stderr: std::fs::read_to_string(&log_path).unwrap_or_default(),
-                })
-            }
-        }
+        let (child, url) = spawn_listening(&mut cmd, &log_path)?;
+        Ok(NodeHost {
+            child,
+            url,
+            dir,
+            data_dir,
+        })
     }
 
     pub fn url(&self) -> &str {
@@ -159,12 +127,7 @@ impl NodeHost {
 
     /// CPU time (user + system) the process has used so far, from `/proc` (Linux).
     pub fn cpu_time(&self) -> Option<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
-        let rest = stat.rsplit_once(')')?.1;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 =
-            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-        Some(Duration::from_millis(ticks * 10))
+        process_cpu_time(self.child.id())
     }
 
     /// SIGKILL: no chance to clean up, as in a crash.

@@ -132,42 +132,13 @@ impl Sandboxd {
         for (k, v) in &options.env {
             cmd.env(k, v);
         }
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary().display()));
-
-        // Read the "listening" line on a thread, so a silent child cannot hang us.
-        let stdout = child
-            .stdout
-            .take()
-            .unwrap_or_else(|| panic!("stdout is piped"));
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut sent = false;
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if !sent && let Some(url) = line.strip_prefix("sandboxd listening on ") {
-                    let _ = tx.send(url.trim().to_owned());
-                    sent = true;
-                }
-            }
-        });
-        let failure = |child: &mut Child| {
-            let _ = child.kill();
-            let status = child.wait().ok();
-            StartFailure {
-                exit_code: status.and_then(|s| s.code()),
-                stderr: std::fs::read_to_string(&log_path).unwrap_or_default(),
-            }
-        };
-        match rx.recv_timeout(START_TIMEOUT) {
-            Ok(url) => Ok(Sandboxd {
-                child,
-                url,
-                dir,
-                data_dir,
-            }),
-            Err(_) => Err(failure(&mut child)),
-        }
+        let (child, url) = spawn_listening(&mut cmd, &log_path)?;
+        Ok(Sandboxd {
+            child,
+            url,
+            dir,
+            data_dir,
+        })
     }
 
     pub fn url(&self) -> &str {
@@ -180,14 +151,7 @@ impl Sandboxd {
 
     /// CPU time (user + system) the process has used so far, from `/proc` (Linux).
     pub fn cpu_time(&self) -> Option<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
-        // Fields after the parenthesised command name; utime and stime are the
-        // 14th and 15th fields of the line, in clock ticks (100 per second).
-        let rest = stat.rsplit_once(')')?.1;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 =
-            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-        Some(Duration::from_millis(ticks * 10))
+        process_cpu_time(self.child.id())
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -244,6 +208,56 @@ impl Drop for Sandboxd {
         // must not leave them behind.
         kill_processes_in(&self.data_dir.join("sandboxes"));
     }
+}
+
+/// Spawn `cmd` (its stdout piped) and wait for its `sandboxd listening on
+/// http://ADDR` line; the child and the URL, or how it failed (its exit code
+/// and the log at `log_path`). Shared with [`crate::node_host`].
+pub(crate) fn spawn_listening(
+    cmd: &mut Command,
+    log_path: &Path,
+) -> Result<(Child, String), StartFailure> {
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", cmd.get_program()));
+
+    // Read the "listening" line on a thread, so a silent child cannot hang us.
+    let stdout = child
+        .stdout
+        .take()
+        .unwrap_or_else(|| panic!("stdout is piped"));
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if !sent && let Some(url) = line.strip_prefix("sandboxd listening on ") {
+                let _ = tx.send(url.trim().to_owned());
+                sent = true;
+            }
+        }
+    });
+    match rx.recv_timeout(START_TIMEOUT) {
+        Ok(url) => Ok((child, url)),
+        Err(_) => {
+            let _ = child.kill();
+            let status = child.wait().ok();
+            Err(StartFailure {
+                exit_code: status.and_then(|s| s.code()),
+                stderr: std::fs::read_to_string(log_path).unwrap_or_default(),
+            })
+        }
+    }
+}
+
+/// CPU time (user + system) process `pid` has used so far, from `/proc` (Linux).
+pub fn process_cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the line, in clock ticks (100 per second).
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 /// SIGKILL every process whose working directory is inside `dir`.
