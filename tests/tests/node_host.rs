@@ -385,3 +385,61 @@ async fn both_hosts_poll_agent_servers_and_serve_the_same_events() {
         pages[1]
     );
 }
+
+/// The Node host keeps the Rust host's secrets promises: with every log at
+/// `trace`, neither the runtime API key nor a session key reaches its log, and
+/// its data directory holds session keys only as hashes.
+#[tokio::test]
+async fn the_node_host_keeps_secrets_out_of_logs_and_storage() {
+    let rt = FakeRuntime::start();
+    let node = NodeHost::start_with(Options::for_runtime(&rt).env("SANDBOXD_LOG", "trace"));
+    let (status, text) = raw(
+        node.url(),
+        Method::POST,
+        "/api/v1/sandboxes?sandbox_id=secret-1",
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let started: Value =
+        serde_json::from_str(text.split_once(' ').map_or("", |(_, b)| b)).unwrap_or(Value::Null);
+    let key = started["session_api_key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(key.len() >= 16, "{started}");
+    raw(node.url(), Method::POST, "/api/v1/sandboxes/secret-1/pause").await;
+    raw(
+        node.url(),
+        Method::POST,
+        "/api/v1/sandboxes/secret-1/resume",
+    )
+    .await;
+    let (_, now) = raw(node.url(), Method::GET, "/api/v1/sandboxes/secret-1").await;
+    let now: Value =
+        serde_json::from_str(now.split_once(' ').map_or("", |(_, b)| b)).unwrap_or(Value::Null);
+    let rotated = now["session_api_key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let mut stored = Vec::new();
+    for entry in std::fs::read_dir(node.data_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        stored.extend(std::fs::read(entry.path()).unwrap_or_default());
+    }
+    assert!(!stored.is_empty(), "the data directory holds the store");
+    let logs = node.logs();
+    assert!(
+        logs.contains("sandbox started"),
+        "the plugin's lines are in the log: {logs}"
+    );
+    for secret in [rt.api_key(), key.as_str(), rotated.as_str()] {
+        assert!(!logs.contains(secret), "a secret in the log");
+        assert!(
+            !stored.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "a secret in clear in the data directory"
+        );
+    }
+}
