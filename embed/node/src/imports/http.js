@@ -22,6 +22,8 @@ import { HttpFailure } from './transport.js';
 const MAX_BATCH = 10_000;
 /** Most batches open at once in one call. */
 const MAX_OPEN_BATCHES = 8;
+/** Why a call's requests are abandoned (a constant: `abort()` without one builds a DOMException, stack and all, on every call). */
+const CALL_OVER = Object.freeze({ reason: 'the plugin call is over' });
 
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Visible ASCII, spaces and tabs, and obs-text; no control characters.
@@ -187,12 +189,17 @@ export class CallHttp {
   constructor(http) {
     this.http = http;
     this.limit = new Semaphore(http.concurrency);
-    /** Aborted when the call ends: its requests still on the wire are abandoned. */
-    this.ended = new AbortController();
-    this.signal = this.ended.signal;
+    /** @type {AbortController | undefined} aborted when the call ends (made on first use). */
+    this.ended = undefined;
     this.next = 0;
     /** @type {Map<number, Promise<unknown[]>>} */
     this.open = new Map();
+  }
+
+  /** Aborted when the call ends: its requests still on the wire are abandoned. */
+  get signal() {
+    this.ended ??= new AbortController();
+    return this.ended.signal;
   }
 
   startBatch(requests) {
@@ -222,6 +229,6 @@ export class CallHttp {
   /** The call is over: nobody will read the answers; abandon what is on the wire. */
   close() {
     this.open.clear();
-    this.ended.abort();
+    this.ended?.abort(CALL_OVER);
   }
 }
