@@ -37,7 +37,6 @@ async function main(argv) {
   }
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true });
-  const callTimeoutMs = 90_000;
   const sd = await createSandboxd({
     plugin: values.plugin ?? config.plugin.path,
     runtime: config.runtime,
@@ -46,7 +45,6 @@ async function main(argv) {
     sync: config.sync,
     storage: new SqliteStore(join(dataDir, 'sandboxd-node.sqlite')),
     hostKey: HostKey.open(dataDir),
-    limits: { callTimeoutMs },
     logger,
   });
   logger.log('info', 'plugin loaded', {
@@ -58,7 +56,7 @@ async function main(argv) {
   });
   const background = new Background(sd, logger);
   const server = await serve(sd, { listen: config.listen, auth: config.auth, logger });
-  background.start({ ...config.runtime, polls: config.polls, callTimeoutMs });
+  background.start({ ...config.runtime, polls: config.polls, callTimeoutMs: sd.limits.callTimeoutMs });
   logger.log('info', 'sandboxd listening', { addr: server.url, runtime_api: config.runtime.apiUrl, auth: config.auth.mode });
   // Tests and scripts read the address from this one line on standard output.
   process.stdout.write(`sandboxd listening on ${server.url}\n`);

@@ -373,6 +373,8 @@ export class Sandboxd {
     loadedAt: Date;
     transpileMillis: number;
   };
+  /** The limits calls run within. */
+  readonly limits: Required<NonNullable<SandboxdOptions['limits']>> & Record<string, number>;
   /** `{ user }` sees only that user's sandboxes; `{}` (an admin) sees all. */
   as(caller?: { user?: string }): ScopedApi;
   /** One poll cycle (background limits). */

@@ -47,9 +47,6 @@ const DEFAULTS = {
   concurrency: 32,
 };
 
-/** Reads the plugin's answer: `undefined` for WIT's `none`. */
-const toCallback = (cb, secret) => (secret === undefined ? cb : { ...cb, secret });
-
 /**
  * Start a host of the plugin.
  * @param {import('./index.js').SandboxdOptions} options
@@ -108,7 +105,7 @@ export async function createSandboxd(options) {
     );
   }
   const plugin = { ...candidate, pluginVersion: info.pluginVersion, loadedAt: new Date() };
-  return new Sandboxd({ plugin, runner, api, background, policy, hostKey, store, http, logger });
+  return new Sandboxd({ plugin, runner, api, background, policy, hostKey, store, http, logger, limits });
 }
 
 /** A running host of one plugin. */
@@ -124,6 +121,8 @@ export class Sandboxd {
       loadedAt: parts.plugin.loadedAt,
       transpileMillis: parts.plugin.transpileMillis,
     };
+    /** The limits calls run within (the defaults, or the options'). */
+    this.limits = parts.limits;
   }
 
   /** One call on a fresh instance. */
@@ -187,7 +186,7 @@ export class Sandboxd {
           await policy.addCallback(id, parsed);
           try {
             const cb = await c((p) => p.callbacks.create(id, url, conversationId ?? undefined, eventKinds ?? undefined));
-            return toCallback(cb, hostKey.secret(id));
+            return { ...cb, secret: hostKey.secret(id) };
           } catch (e) {
             await policy.removeCallback(id).catch(() => {});
             throw e;
