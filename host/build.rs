@@ -113,7 +113,11 @@ fn publish(built: &Path, dest: &Path) {
         .and_then(|()| std::fs::copy(built, &tmp))
         .and_then(|_| std::fs::rename(&tmp, dest));
     if let Err(e) = copied {
-        panic!("could not copy {} to {}: {e}", built.display(), dest.display());
+        panic!(
+            "could not copy {} to {}: {e}",
+            built.display(),
+            dest.display()
+        );
     }
 }
 
