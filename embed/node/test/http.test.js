@@ -135,11 +135,11 @@ test('deadlines: the plugin may shorten the host timeout, not lengthen it; a slo
   const { http } = setup(slow.url);
   let t = performance.now();
   assert.deepEqual(await failure(http.send(req(`${slow.url}/x`, { timeoutMs: 150 }))), { tag: 'timeout' });
-  assert.ok(performance.now() - t < 1500, 'the plugin asked for 150 ms');
+  assert.ok(performance.now() - t < 1900, 'the plugin asked for 150 ms, less than the host’s 2 s');
   t = performance.now();
   assert.deepEqual(await failure(http.send(req(`${slow.url}/x`, { timeoutMs: 60_000 }))), { tag: 'timeout' });
   const took = performance.now() - t;
-  assert.ok(took >= 1900 && took < 4000, `capped at the host's 2 s, took ${took}`);
+  assert.ok(took >= 1900 && took < 30_000, `capped at the host's 2 s, not the 60 s asked for; took ${took}`);
   await slow.close();
 });
 

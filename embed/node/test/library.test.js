@@ -122,7 +122,7 @@ test('one failing call does not poison the next: a failing store, a trap, a dead
   const timeout = await rejection(stuck.as().sandboxes.start());
   assert.ok(timeout instanceof CallError && timeout.kind === 'timeout', String(timeout));
   assert.equal(timeout.message, 'the plugin did not answer within 300ms');
-  assert.ok(performance.now() - t < 2000);
+  assert.ok(performance.now() - t < 10_000, 'the deadline, not the runtime, ended the call');
   assert.equal((await stuck.as().specs.search()).items.length, 1, 'the host serves on');
   await slowRuntime.close();
 
