@@ -109,7 +109,7 @@ fn cargo_target_dir(root: &Path, out_dir: &Path) -> PathBuf {
 fn publish(built: &Path, dest: &Path) {
     let dir = dest.parent().unwrap_or(dest);
     let tmp = dir.join(format!("sandboxd_plugin.wasm.{}.tmp", std::process::id()));
-    let copied = std::fs::create_dir_all(&dir)
+    let copied = std::fs::create_dir_all(dir)
         .and_then(|()| std::fs::copy(built, &tmp))
         .and_then(|_| std::fs::rename(&tmp, dest));
     if let Err(e) = copied {
