@@ -8,8 +8,8 @@
 //!   servers of the sandboxes sandboxd manages), learned by the host from the
 //!   runtime's responses, never from the plugin;
 //! - `@callbacks`: the origins of the event callbacks users registered through
-//!   the API (recorded by the host when the API call succeeds, kept in the
-//!   host's own table so a restart keeps them);
+//!   the API (recorded by the host before the subscription is stored, kept in
+//!   the host's own tables so a restart keeps them);
 //! - `*`: anywhere;
 //! - a host pattern: `[scheme://]host[:port]`, where `host` is a name, `*.name`
 //!   (any subdomain of `name`), an IPv4 address or a bracketed IPv6 address.
@@ -22,6 +22,12 @@
 //!
 //! Invariant: nothing the plugin says widens the policy. Learned origins come
 //! from runtime API responses and from users' API requests.
+//!
+//! With a shared store (replicas), what one replica learns the others need: a
+//! callback registered through replica A is delivered by whichever replica
+//! holds its share, and an agent server reported to A may be asked by B. So
+//! both kinds of origin are written to the store (the host's tables), and an
+//! origin this process has not seen is looked up there before it is refused.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -30,14 +36,19 @@ use std::sync::RwLock;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use crate::bindings::storage::Op;
-use crate::storage::RedbStore;
+use crate::bindings::storage::{Bound, KeyRef, Op, PutOp, ScanRequest};
+use crate::storage::{Namespace, Store};
 
 /// Host names of cloud metadata services.
 const METADATA_HOSTS: &[&str] = &["metadata.google.internal", "metadata.goog", "metadata"];
 
 /// The host table recording each event callback's origin, by callback id.
 const CALLBACK_TABLE: &str = "egress_callbacks";
+/// The same, by origin (`origin \0 callback id` → nothing), to look one up.
+const CALLBACK_ORIGINS: &str = "egress_callback_origins";
+/// Agent-server origins learned from runtime answers (`origin` → nothing),
+/// written only with a shared store.
+const AGENT_TABLE: &str = "egress_agents";
 
 /// Most agent-server origins remembered; past it the least recently seen half
 /// is forgotten (a live sandbox's origin is learned again at its next lookup).
@@ -222,7 +233,7 @@ pub struct EgressPolicy {
     /// Agent-server origins → when last seen in a runtime answer (a counter).
     agents: RwLock<Learned>,
     callbacks: RwLock<CallbackOrigins>,
-    store: RedbStore,
+    store: Store,
 }
 
 #[derive(Default)]
@@ -264,15 +275,16 @@ impl CallbackOrigins {
 impl EgressPolicy {
     /// The policy of `rules` for a runtime API at `runtime_url`, with the
     /// callback origins recorded in `store`.
-    pub fn new(
+    pub async fn new(
         rules: Vec<Rule>,
         runtime_url: &str,
-        store: RedbStore,
+        store: Store,
     ) -> anyhow::Result<EgressPolicy> {
         let runtime_origin = origin_of(&url::Url::parse(runtime_url)?);
         let mut callbacks = CallbackOrigins::default();
         let recorded = store
-            .host_scan(CALLBACK_TABLE)
+            .host_scan_all(CALLBACK_TABLE)
+            .await
             .map_err(|e| anyhow::anyhow!("cannot read the callback origins: {e:?}"))?;
         for entry in recorded {
             if let (Ok(id), Ok(origin)) =
@@ -291,23 +303,27 @@ impl EgressPolicy {
     }
 
     /// Whether the plugin may send a request to `url`.
-    pub fn check(&self, url: &url::Url) -> Result<(), Denied> {
+    pub async fn check(&self, url: &url::Url) -> Result<(), Denied> {
         check_forbidden(url)?;
         let origin = origin_of(url);
+        let known_agent = || {
+            self.agents
+                .read()
+                .is_ok_and(|learned| learned.seen.contains_key(&origin))
+        };
+        let known_callback = || {
+            self.callbacks
+                .read()
+                .is_ok_and(|c| c.count.contains_key(&origin))
+        };
         let allowed = self.rules.iter().any(|rule| match rule {
             Rule::Any => true,
             Rule::Runtime => origin == self.runtime_origin,
-            Rule::Agents => self
-                .agents
-                .read()
-                .is_ok_and(|learned| learned.seen.contains_key(&origin)),
-            Rule::Callbacks => self
-                .callbacks
-                .read()
-                .is_ok_and(|c| c.count.contains_key(&origin)),
+            Rule::Agents => known_agent(),
+            Rule::Callbacks => known_callback(),
             Rule::Host(pattern) => pattern.matches(url),
         });
-        if allowed {
+        if allowed || self.learned_elsewhere(&origin).await {
             Ok(())
         } else {
             Err(Denied(format!(
@@ -315,6 +331,54 @@ impl EgressPolicy {
                  the agent servers it reports, registered event callbacks and [plugin] allowed_hosts)"
             )))
         }
+    }
+
+    /// With a shared store: whether another replica learned `origin` (an agent
+    /// server's, or a registered callback's) and the rules allow that kind.
+    /// Found ones are remembered here from then on.
+    async fn learned_elsewhere(&self, origin: &str) -> bool {
+        if !self.store.is_shared() {
+            return false;
+        }
+        if self.rules.contains(&Rule::Agents)
+            && matches!(
+                self.store
+                    .get(Namespace::Host, AGENT_TABLE, origin.as_bytes())
+                    .await,
+                Ok(Some(_))
+            )
+        {
+            self.remember_agents(vec![origin.to_owned()]);
+            return true;
+        }
+        if self.rules.contains(&Rule::Callbacks) {
+            let prefix = [origin.as_bytes(), &[0]].concat();
+            let mut end = prefix.clone();
+            if let Some(last) = end.last_mut() {
+                *last = 1;
+            }
+            let found = self
+                .store
+                .scan(
+                    Namespace::Host,
+                    &ScanRequest {
+                        table: CALLBACK_ORIGINS.into(),
+                        start: Bound::Included(prefix.clone()),
+                        end: Bound::Excluded(end),
+                        reverse: false,
+                        limit: 1,
+                    },
+                )
+                .await;
+            if let Ok(Some(entry)) = found.map(|rows| rows.into_iter().next()) {
+                let id = String::from_utf8_lossy(&entry.key[prefix.len()..]).into_owned();
+                if let Ok(mut callbacks) = self.callbacks.write() {
+                    callbacks.insert(id, origin.to_owned());
+                }
+                return true;
+            }
+        }
+        false
     }
 
     /// Whether a user may register an event callback at `url`: not a forbidden
@@ -338,6 +402,8 @@ impl EgressPolicy {
 
     /// Learn the agent-server origins in a runtime API answer: every string
     /// field named `url`, at any depth (a runtime, a list or a batch of them).
+    /// With a shared store, origins new to this process are written there too,
+    /// for the other replicas.
     pub fn learn_from_runtime(&self, body: &[u8]) {
         if !self.rules.contains(&Rule::Agents) || !contains(body, b"\"url\"") {
             return;
@@ -347,16 +413,43 @@ impl EgressPolicy {
         };
         let mut origins = Vec::new();
         collect_url_origins(&json, 0, &mut origins);
-        if origins.is_empty() {
+        let new = self.remember_agents(origins);
+        if new.is_empty() || !self.store.is_shared() {
             return;
         }
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let ops = new
+                .into_iter()
+                .map(|origin| {
+                    Op::Put(PutOp {
+                        table: AGENT_TABLE.into(),
+                        key: origin.into_bytes(),
+                        value: Vec::new(),
+                    })
+                })
+                .collect();
+            if let Err(e) = store.commit(Namespace::Host, ops).await {
+                tracing::warn!(error = ?e, "cannot record learned agent-server origins for the other replicas");
+            }
+        });
+    }
+
+    /// Remember `origins` as seen now; the ones that were not known before.
+    fn remember_agents(&self, origins: Vec<String>) -> Vec<String> {
+        if origins.is_empty() {
+            return origins;
+        }
         let Ok(mut learned) = self.agents.write() else {
-            return;
+            return Vec::new();
         };
         learned.clock += 1;
         let now = learned.clock;
+        let mut new = Vec::new();
         for origin in origins {
-            learned.seen.insert(origin, now);
+            if learned.seen.insert(origin.clone(), now).is_none() {
+                new.push(origin);
+            }
         }
         if learned.seen.len() > MAX_LEARNED {
             let mut ages: Vec<u64> = learned.seen.values().copied().collect();
@@ -364,18 +457,29 @@ impl EgressPolicy {
             let cutoff = ages[ages.len() / 2];
             learned.seen.retain(|_, seen| *seen > cutoff);
         }
+        new
     }
 
-    /// Record the origin of a callback a user registered (durably, so a
-    /// restart keeps delivering to it).
+    /// Record the origin of a callback a user registers (durably, before the
+    /// subscription exists, so a restart, and every replica, delivers to it).
     pub async fn add_callback(&self, id: &str, url: &url::Url) -> anyhow::Result<()> {
         let origin = origin_of(url);
         self.store
-            .host_commit(vec![Op::Put(crate::bindings::storage::PutOp {
-                table: CALLBACK_TABLE.into(),
-                key: id.as_bytes().to_vec(),
-                value: origin.as_bytes().to_vec(),
-            })])
+            .commit(
+                Namespace::Host,
+                vec![
+                    Op::Put(PutOp {
+                        table: CALLBACK_TABLE.into(),
+                        key: id.as_bytes().to_vec(),
+                        value: origin.as_bytes().to_vec(),
+                    }),
+                    Op::Put(PutOp {
+                        table: CALLBACK_ORIGINS.into(),
+                        key: origin_key(&origin, id),
+                        value: Vec::new(),
+                    }),
+                ],
+            )
             .await
             .map_err(|e| anyhow::anyhow!("cannot record the callback's origin: {e:?}"))?;
         if let Ok(mut callbacks) = self.callbacks.write() {
@@ -386,11 +490,23 @@ impl EgressPolicy {
 
     /// Forget a deleted callback's origin (kept while another callback uses it).
     pub async fn remove_callback(&self, id: &str) -> anyhow::Result<()> {
+        let recorded = self
+            .store
+            .get(Namespace::Host, CALLBACK_TABLE, id.as_bytes())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read the callback's origin: {e:?}"))?;
+        let mut ops = vec![Op::Delete(KeyRef {
+            table: CALLBACK_TABLE.into(),
+            key: id.as_bytes().to_vec(),
+        })];
+        if let Some(origin) = recorded.and_then(|o| String::from_utf8(o).ok()) {
+            ops.push(Op::Delete(KeyRef {
+                table: CALLBACK_ORIGINS.into(),
+                key: origin_key(&origin, id),
+            }));
+        }
         self.store
-            .host_commit(vec![Op::Delete(crate::bindings::storage::KeyRef {
-                table: CALLBACK_TABLE.into(),
-                key: id.as_bytes().to_vec(),
-            })])
+            .commit(Namespace::Host, ops)
             .await
             .map_err(|e| anyhow::anyhow!("cannot forget the callback's origin: {e:?}"))?;
         if let Ok(mut callbacks) = self.callbacks.write() {
@@ -403,6 +519,11 @@ impl EgressPolicy {
     pub fn resolver() -> PolicyResolver {
         PolicyResolver
     }
+}
+
+/// `origin \0 id`: the origin index's key (an origin has no NUL byte).
+fn origin_key(origin: &str, id: &str) -> Vec<u8> {
+    [origin.as_bytes(), &[0], id.as_bytes()].concat()
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {

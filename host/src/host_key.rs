@@ -42,6 +42,16 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
 }
 
 impl HostKey {
+    /// The key given as 64 hex digits (validated by the configuration).
+    pub fn from_hex(hex_key: &str) -> std::io::Result<HostKey> {
+        let bytes = hex::decode(hex_key.trim())
+            .map_err(|_| std::io::Error::other("the host key is not hex"))?;
+        let key: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| std::io::Error::other("the host key is not 32 bytes"))?;
+        Ok(HostKey { key })
+    }
+
     /// The key of `data_dir`, created on first use.
     pub fn open(data_dir: &Path) -> std::io::Result<HostKey> {
         let path = data_dir.join(KEY_FILE);

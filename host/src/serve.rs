@@ -8,7 +8,9 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::api::{self, AppState, Authenticator};
+use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::config::DATABASE_CONNECTIONS;
 use crate::egress::EgressPolicy;
 use crate::engine::EngineHandle;
 use crate::host_key::HostKey;
@@ -16,7 +18,7 @@ use crate::imports::{Budget, HttpImport, Services, plugin_settings};
 use crate::local_runtime::{Endpoint, LocalRuntime};
 use crate::metrics;
 use crate::plugin::{CallLimits, EMBEDDED_PLUGIN, HostOptions, PluginHost};
-use crate::storage::RedbStore;
+use crate::storage::{PgStore, RedbStore, Store};
 use crate::sync::{Changes, Poller, Reconciler, run_deliveries, run_poller, run_reconciler};
 
 /// How long requests in flight may take to finish at shutdown.
@@ -39,7 +41,7 @@ pub struct Parts {
     pub local: Option<LocalRuntime>,
     pub host_key: HostKey,
     pub egress: Arc<EgressPolicy>,
-    pub store: RedbStore,
+    pub store: Store,
 }
 
 /// The engine, the shared services, the runtime and the plugin of `config` (the
@@ -51,12 +53,23 @@ pub async fn assemble(config: &Config) -> anyhow::Result<Parts> {
             config.data_dir.display()
         )
     })?;
-    let store = RedbStore::open(
-        &config.data_dir.join("sandboxd.redb"),
-        config.store_cache_bytes,
-    )?;
-    let host_key = HostKey::open(&config.data_dir)
-        .with_context(|| format!("cannot open the host key in {}", config.data_dir.display()))?;
+    let store = match &config.database_url {
+        Some(url) => Store::Postgres(Box::new(
+            PgStore::connect(url, DATABASE_CONNECTIONS)
+                .await
+                .context("cannot open the PostgreSQL store (database_url)")?,
+        )),
+        None => Store::Redb(RedbStore::open(
+            &config.data_dir.join("sandboxd.redb"),
+            config.store_cache_bytes,
+        )?),
+    };
+    let host_key = match &config.host_key {
+        Some(key) => HostKey::from_hex(key.expose()).context("host_key")?,
+        None => HostKey::open(&config.data_dir).with_context(|| {
+            format!("cannot open the host key in {}", config.data_dir.display())
+        })?,
+    };
     let (local, runtime) = match &config.runtime.api_url {
         Some(url) => (
             None,
@@ -84,6 +97,7 @@ pub async fn assemble(config: &Config) -> anyhow::Result<Parts> {
             &runtime.url,
             store.clone(),
         )
+        .await
         .context("cannot set up the egress policy")?,
     );
     let services = Arc::new(Services {
@@ -184,9 +198,35 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         _ => None,
     };
     let changes = Arc::new(Changes::default());
-    let poller = Arc::new(Poller::new(plugin.clone(), changes.clone()));
+    let interval = Duration::from_secs(u64::from(config.runtime.polling_interval_secs));
+    let cluster = Arc::new(match &store {
+        Store::Postgres(pg) => {
+            let cluster = Cluster::join(
+                (**pg).clone(),
+                interval,
+                (&current.plugin_version, &current.contract_version),
+            )
+            .await
+            .context("cannot join the replicas on the database")?;
+            crate::cluster::bridge(pg, &changes, cluster.id());
+            tracing::info!(replica = %cluster.id(), share = ?cluster.share().buckets, "joined the replicas on the database");
+            cluster
+        }
+        Store::Redb(_) => Cluster::single(),
+    });
+    tokio::spawn(crate::cluster::run_heartbeats(
+        cluster.clone(),
+        plugin.clone(),
+    ));
+    let poller = Arc::new(Poller::new(
+        plugin.clone(),
+        changes.clone(),
+        cluster.clone(),
+    ));
     let reconciler = Arc::new(Reconciler::new(
         plugin.clone(),
+        cluster.clone(),
+        store.is_shared(),
         config.runtime.orphans,
         config.plugin.call_timeout + STUCK_START_GRACE,
     ));
@@ -203,16 +243,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         reconciler,
         egress,
         store,
+        cluster: cluster.clone(),
         watching: _watcher.is_some(),
     });
     let (router, _doc) = api::app(state, &config.auth)?;
-    if config.polls() {
-        let interval = Duration::from_secs(u64::from(config.runtime.polling_interval_secs));
+    if config.sync.plan.poll {
         tokio::spawn(run_poller(poller, interval));
     } else {
-        tracing::info!(web_url = ?config.web_url, "not polling agent servers: they call back through webhooks");
+        match &config.sync.plan.callback_url {
+            Some(url) => {
+                tracing::info!(web_url = %url, "not polling agent servers: they call back through webhooks")
+            }
+            None => tracing::warn!(
+                "not polling agent servers, and they are not told where to call back (no web_url): only webhooks configured elsewhere will arrive"
+            ),
+        }
     }
-    tokio::spawn(run_deliveries(plugin, changes));
+    tokio::spawn(run_deliveries(plugin, changes, cluster));
     let runtime_api = config
         .runtime
         .api_url

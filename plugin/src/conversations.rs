@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::paging::{self, PageStart};
 use crate::ports::{Bound, Scan};
 use crate::schema::conversations::{self as conv, ConversationRecord};
-use crate::schema::events::{self, EVENT_IDS, EVENTS};
+use crate::schema::events::{self, EVENT_ARRIVALS, EVENT_IDS, EVENTS};
 use crate::schema::{self, time_key};
 use crate::service::Service;
 use crate::time;
@@ -32,7 +32,6 @@ pub struct JsonPage {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct EventQuery {
     pub page_id: Option<String>,
-    pub after_event_id: Option<String>,
     pub limit: u32,
     pub kind: Option<String>,
     pub timestamp_gte: Option<String>,
@@ -51,19 +50,24 @@ pub struct StreamStart {
 
 impl Service<'_> {
     /// Where a stream of `id` starts: after `last_event_id` when the client
-    /// resumes, otherwise after the newest event stored now (so a new stream
-    /// carries what arrives from then on, not the history).
+    /// resumes, otherwise after the event stored last (so a new stream carries
+    /// what arrives from then on, not the history).
     pub fn stream_start(&self, id: &str, last_event_id: Option<&str>) -> Result<StreamStart> {
         let conversation = self.visible_conversation(id)?;
         let after_event_id = match last_event_id.map(str::trim).filter(|l| !l.is_empty()) {
             Some(last) => Some(last.to_owned()),
             None => {
-                let newest = EventQuery {
+                let prefix = events::conversation_prefix(&conversation.key());
+                let end = schema::prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
+                let last = self.store.scan(Scan {
+                    table: EVENT_ARRIVALS,
+                    start: Bound::Included(prefix.clone()),
+                    end,
+                    reverse: true,
                     limit: 1,
-                    descending: true,
-                    ..EventQuery::default()
-                };
-                self.search_events(id, &newest)?.ids.into_iter().next()
+                })?;
+                last.first()
+                    .and_then(|(_, at)| std::str::from_utf8(at.get(8..)?).ok().map(str::to_owned))
             }
         };
         Ok(StreamStart {
@@ -217,41 +221,15 @@ impl Service<'_> {
                 Bound::Excluded([prefix.as_slice(), &time_key(us)].concat()),
             );
         }
-        // Where the page starts: at an event (inclusive) or after one.
-        let position = |event_id: &str| -> Result<Option<Vec<u8>>> {
-            // No stored event has a longer id (longer ones are kept by digest),
-            // and its lookup key would exceed the store's key limit.
-            if event_id.len() > events::MAX_EVENT_ID {
-                return Ok(None);
-            }
-            let Some(time) = self
-                .store
-                .get(EVENT_IDS, &events::event_id_key(&key, event_id))?
-            else {
-                return Ok(None);
-            };
-            Ok(Some(
-                [prefix.as_slice(), &time, event_id.as_bytes()].concat(),
-            ))
-        };
-        for (id, inclusive) in [
-            (q.page_id.as_deref(), true),
-            (q.after_event_id.as_deref(), false),
-        ] {
-            let Some(id) = id.filter(|i| !i.is_empty()) else {
-                continue;
-            };
-            if let Some(pos) = position(id)? {
-                let bound = if inclusive {
-                    Bound::Included(pos)
-                } else {
-                    Bound::Excluded(pos)
-                };
-                if q.descending {
-                    high = tighter_high(high, bound);
-                } else {
-                    low = tighter_low(low, bound);
-                }
+        // Where the page starts: at an event (its `events` key), inclusive.
+        if let Some(id) = q.page_id.as_deref().filter(|i| !i.is_empty())
+            && let Some((time, _)) = self.stored_event(&key, id)?
+        {
+            let at = Bound::Included([prefix.as_slice(), &time, id.as_bytes()].concat());
+            if q.descending {
+                high = tighter_high(high, at);
+            } else {
+                low = tighter_low(low, at);
             }
         }
 
@@ -302,6 +280,69 @@ impl Service<'_> {
             ids,
             next_page_id,
         })
+    }
+}
+
+impl Service<'_> {
+    /// Where event `event_id` of conversation `key` is: its time key and its
+    /// arrival number (none for one stored before arrival numbers existed).
+    fn stored_event(&self, key: &str, event_id: &str) -> Result<Option<([u8; 8], Option<u64>)>> {
+        // No stored event has a longer id (longer ones are kept by digest),
+        // and its lookup key would exceed the store's key limit.
+        if event_id.len() > events::MAX_EVENT_ID {
+            return Ok(None);
+        }
+        Ok(self
+            .store
+            .get(EVENT_IDS, &events::event_id_key(key, event_id))?
+            .as_deref()
+            .and_then(events::split_id_value))
+    }
+
+    /// The events of conversation `id` stored after `after_event_id` (none:
+    /// from the first), in the order they were stored: what an event stream
+    /// sends. An event stored later with an older timestamp still comes next.
+    pub fn stream_events(
+        &self,
+        id: &str,
+        after_event_id: Option<&str>,
+        limit: u32,
+    ) -> Result<JsonPage> {
+        let conversation = self.visible_conversation(id)?;
+        let key = conversation.key();
+        let prefix = events::conversation_prefix(&key);
+        let start = match after_event_id.map(str::trim).filter(|a| !a.is_empty()) {
+            Some(after) => match self.stored_event(&key, after)? {
+                Some((_, Some(seq))) => Bound::Excluded(events::arrival_key(&key, seq)),
+                // Unknown, or stored before arrival numbers: from the first
+                // event that has one.
+                _ => Bound::Included(prefix.clone()),
+            },
+            None => Bound::Included(prefix.clone()),
+        };
+        let end = schema::prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
+        let arrivals = self.store.scan(Scan {
+            table: EVENT_ARRIVALS,
+            start,
+            end,
+            reverse: false,
+            limit: limit.clamp(1, 100),
+        })?;
+        let event_keys: Vec<Vec<u8>> = arrivals
+            .iter()
+            .map(|(_, at)| [prefix.as_slice(), at].concat())
+            .collect();
+        let bodies = self.store.get_many(EVENTS, &event_keys)?;
+        let mut page = JsonPage::default();
+        for ((_, at), body) in arrivals.iter().zip(bodies) {
+            // An arrival whose event is gone (it cannot be, but a page must
+            // not fail on one) is passed over.
+            let Some(body) = body else { continue };
+            page.ids
+                .push(String::from_utf8_lossy(at.get(8..).unwrap_or_default()).into_owned());
+            page.items.push(String::from_utf8_lossy(&body).into_owned());
+        }
+        Ok(page)
     }
 }
 
@@ -373,11 +414,12 @@ mod tests {
             CONV,
             &EventQuery {
                 page_id: Some(long.clone()),
-                after_event_id: Some(long),
                 limit: 10,
                 ..EventQuery::default()
             },
         );
         assert_eq!(page.map(|p| p.ids), Ok(vec!["e1".into(), "e2".into()]));
+        let streamed = w.alice().stream_events(CONV, Some(&long), 10);
+        assert_eq!(streamed.map(|p| p.ids), Ok(vec!["e1".into(), "e2".into()]));
     }
 }

@@ -19,6 +19,7 @@
 //!   and by webhook.
 //! - [`conversations`]: reading what sync stored.
 //! - [`callbacks`]: event subscriptions and their deliveries.
+//! - [`share`]: which part of the background work a call acts on.
 
 pub mod agent;
 pub mod callbacks;
@@ -31,6 +32,7 @@ pub mod runtime;
 pub mod schema;
 pub mod service;
 pub mod session_key;
+pub mod share;
 pub mod specs;
 pub mod status;
 pub mod sync;
@@ -40,12 +42,14 @@ pub mod urls;
 #[cfg(target_family = "wasm")]
 mod glue;
 
-#[cfg(test)]
-mod testing;
+/// In-memory fakes of the imports, for the plugin's own tests and for anyone
+/// who drives the service natively (the fuzz targets): the `testing` feature.
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 /// The version of the WIT package (`wit/world.wit`) this plugin is built
-/// against, read from the WIT by the build script.
-pub const CONTRACT_VERSION: &str = env!("SANDBOXD_CONTRACT_VERSION");
+/// against.
+pub const CONTRACT_VERSION: &str = sandboxd_contract::VERSION;
 
 /// This plugin's own version (`SANDBOXD_PLUGIN_VERSION` at build time, or the
 /// crate's).

@@ -5,13 +5,7 @@ use sha2::{Digest, Sha256};
 
 /// Lower-case hex SHA-256 of the key (the upstream service's format).
 pub fn hash(session_api_key: &str) -> String {
-    let digest = Sha256::digest(session_api_key.as_bytes());
-    let mut out = String::with_capacity(64);
-    for byte in digest {
-        out.push(char::from_digit(u32::from(byte >> 4), 16).unwrap_or('0'));
-        out.push(char::from_digit(u32::from(byte & 0xf), 16).unwrap_or('0'));
-    }
-    out
+    hex::encode(Sha256::digest(session_api_key.as_bytes()))
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@
 //! (scheme, netloc as written, path), not normalised by a URL library: the upstream
 //! service builds these strings from the raw netloc, and clients compare them.
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
 use crate::model::{ExposedUrl, Status};
 use crate::runtime::Runtime;
 
@@ -152,31 +154,29 @@ fn is_scheme(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
 }
 
+/// Everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`).
+const RESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// Percent-encode everything but RFC 3986 unreserved characters, for query values
 /// and path segments. Session keys and sandbox ids are normally URL-safe already,
 /// and then this is the identity.
 pub fn percent_encode(s: &str) -> String {
-    let unreserved = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
-    if s.bytes().all(unreserved) {
-        return s.to_owned();
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for byte in s.bytes() {
-        if unreserved(byte) {
-            out.push(char::from(byte));
-        } else {
-            const HEX: &[u8; 16] = b"0123456789ABCDEF";
-            out.push('%');
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0xf)]));
-        }
-    }
-    out
+    utf8_percent_encode(s, RESERVED).to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reserved_characters_are_escaped_and_unreserved_ones_kept() {
+        assert_eq!(percent_encode("Az09-._~"), "Az09-._~");
+        assert_eq!(percent_encode("a b/é?&="), "a%20b%2F%C3%A9%3F%26%3D");
+    }
 
     fn running(url: Option<&str>, runtime_id: Option<&str>, key: Option<&str>) -> Runtime {
         Runtime {

@@ -28,7 +28,7 @@
 //!
 //! # Wire behaviour of 1.58.2 (observed with this harness)
 //!
-//! Everything below was seen on the wire (tests/tests/real_agent_server.rs checks the
+//! Everything below was seen on the wire (tests/tests/e2e/real_agent_server.rs checks the
 //! stable parts; its ignored test `print_wire_examples` prints all shapes again).
 //! Examples are trimmed (`…`).
 //!

@@ -58,6 +58,26 @@ impl Api {
         api
     }
 
+    /// The base URL requests go to.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// A POST with a JSON body.
+    pub async fn post_json(&self, path: &str, body: &Value) -> Reply {
+        let mut req = self.client.post(format!("{}{path}", self.base)).json(body);
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = resp.status();
+        let bytes = resp.bytes().await.unwrap_or_default();
+        Reply {
+            status,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
+    }
+
     pub async fn request(&self, method: Method, path: &str) -> Reply {
         self.try_request(method, path)
             .await

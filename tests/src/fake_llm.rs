@@ -29,6 +29,9 @@
 //! Like the fake runtime API, it runs on its own thread and tokio runtime on
 //! 127.0.0.1, records every request before answering it (and before any delay), and
 //! stops when the handle is dropped. Nothing a client sends can panic the server.
+//! Requests are matched by hand, not by an axum router: a completion is known by the
+//! end of its path (whatever base URL the LLM config has), which routes cannot
+//! express, and the key is checked before an unknown path is a 404.
 //!
 //! ```
 //! use sandboxd_tests::fake_llm::FakeLlm;
@@ -44,20 +47,16 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+
+use crate::serve::ServerThread;
 
 /// The model the fake serves, as the agent's LLM config names it (litellm provider
 /// `openai`, so litellm sends `"model": "fake-model"` on the wire).
@@ -166,7 +165,10 @@ impl FakeLlm {
         let listener = StdListener::bind((Ipv4Addr::LOCALHOST, 0))?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(format!("fake-llm-key-{}", addr.port())));
-        let server = ServerThread::spawn(Arc::clone(&shared), listener)?;
+        let serving = Arc::clone(&shared);
+        let server = ServerThread::spawn("fake-llm", listener, 1, move |request| {
+            handle(Arc::clone(&serving), request)
+        })?;
         Ok(FakeLlm {
             shared,
             addr,
@@ -672,83 +674,4 @@ fn raw(status: StatusCode, content_type: &'static str, body: Bytes) -> Answer {
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     answer
-}
-
-// ---- Server thread ----------------------------------------------------------------
-
-/// The server's own thread and runtime (see `fake_runtime::server` for why).
-struct ServerThread {
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl ServerThread {
-    fn spawn(shared: Arc<Shared>, listener: StdListener) -> io::Result<ServerThread> {
-        listener.set_nonblocking(true)?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("fake-llm-worker")
-            .enable_all()
-            .build()?;
-        let (shutdown, shutdown_rx) = oneshot::channel();
-        let thread = std::thread::Builder::new()
-            .name("fake-llm".to_owned())
-            .spawn(move || {
-                runtime.block_on(accept_loop(listener, shared, shutdown_rx));
-                // Cancels open connections and delayed answers, joins the workers.
-                drop(runtime);
-            })?;
-        Ok(ServerThread {
-            shutdown: Some(shutdown),
-            thread: Some(thread),
-        })
-    }
-
-    fn stop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for ServerThread {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-async fn accept_loop(
-    listener: StdListener,
-    shared: Arc<Shared>,
-    mut shutdown: oneshot::Receiver<()>,
-) {
-    let listener = match TcpListener::from_std(listener) {
-        Ok(listener) => listener,
-        Err(error) => {
-            eprintln!("fake LLM: cannot serve the listener: {error}");
-            return;
-        }
-    };
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    tokio::spawn(serve_connection(stream, Arc::clone(&shared)));
-                }
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-            },
-        }
-    }
-}
-
-async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
-    let _ = stream.set_nodelay(true);
-    let service = service_fn(move |request| handle(Arc::clone(&shared), request));
-    let _ = http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
-        .await;
 }

@@ -131,7 +131,10 @@ fn contract_tree(target: &Path, version: &str) -> PathBuf {
     copy_dir(&root.join("plugin"), &tree.join("plugin"));
     copy_dir(&root.join("wit"), &tree.join("wit"));
     let current = format!("sandboxd:plugin@{}", contract_version());
-    for entry in read_dir(&tree.join("wit")) {
+    let wit_files = read_dir(&tree.join("wit"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "wit"));
+    for entry in wit_files {
         let text = std::fs::read_to_string(&entry).unwrap_or_else(|e| panic!("{e}"));
         let text = text.replace(&current, &format!("sandboxd:plugin@{version}"));
         std::fs::write(&entry, text).unwrap_or_else(|e| panic!("{e}"));
@@ -140,15 +143,15 @@ fn contract_tree(target: &Path, version: &str) -> PathBuf {
         std::fs::read_to_string(root.join("Cargo.toml")).unwrap_or_else(|e| panic!("{e}"));
     let manifest = manifest
         .replace(
-            r#"members = ["host", "plugin", "tests"]"#,
-            r#"members = ["plugin"]"#,
+            r#"members = ["host", "plugin", "tests", "tests/fuzz", "wit"]"#,
+            r#"members = ["plugin", "wit"]"#,
         )
         .replace(
-            r#"default-members = ["host", "plugin", "tests"]"#,
-            r#"default-members = ["plugin"]"#,
+            r#"default-members = ["host", "plugin", "tests", "tests/fuzz", "wit"]"#,
+            r#"default-members = ["plugin", "wit"]"#,
         );
     assert!(
-        manifest.contains(r#"members = ["plugin"]"#),
+        manifest.contains(r#"members = ["plugin", "wit"]"#),
         "the workspace members line changed; update tests/src/plugins.rs"
     );
     std::fs::write(tree.join("Cargo.toml"), manifest).unwrap_or_else(|e| panic!("{e}"));
@@ -159,17 +162,7 @@ fn contract_tree(target: &Path, version: &str) -> PathBuf {
 
 /// The contract version of the workspace's `wit/` (`package sandboxd:plugin@X;`).
 pub fn contract_version() -> String {
-    let world = std::fs::read_to_string(workspace_root().join("wit/world.wit"))
-        .unwrap_or_else(|e| panic!("wit/world.wit: {e}"));
-    world
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("package sandboxd:plugin@")?
-                .strip_suffix(';')
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| panic!("wit/world.wit declares no package version"))
+    sandboxd_contract::VERSION.to_owned()
 }
 
 fn read_dir(dir: &Path) -> Vec<PathBuf> {

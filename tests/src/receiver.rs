@@ -2,19 +2,17 @@
 //! every request and answers a status the test chooses. Stands in for the
 //! receivers of event callbacks and agent-server webhooks.
 
-use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::sync::oneshot;
+use axum::Router;
+use axum::body::{Body, Bytes, to_bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Response, StatusCode, Uri};
+use tower::ServiceExt;
+
+use crate::serve::ServerThread;
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
@@ -44,11 +42,11 @@ struct Shared {
     status: AtomicU16,
 }
 
+/// A running receiver; dropping it closes the port and joins its thread.
 pub struct Receiver {
     shared: Arc<Shared>,
     url: String,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _server: ServerThread,
 }
 
 impl Receiver {
@@ -56,67 +54,28 @@ impl Receiver {
     pub fn start() -> Receiver {
         let listener = std::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
             .unwrap_or_else(|e| panic!("receiver bind: {e}"));
-        listener
-            .set_nonblocking(true)
-            .unwrap_or_else(|e| panic!("{e}"));
         let url = format!(
             "http://{}",
-            listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
+            listener
+                .local_addr()
+                .unwrap_or_else(|e| panic!("receiver address: {e}"))
         );
         let shared = Arc::new(Shared {
             received: Mutex::new(Vec::new()),
             status: AtomicU16::new(200),
         });
-        let (shutdown, mut shutdown_rx) = oneshot::channel::<()>();
-        let serving = shared.clone();
-        let thread = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async move {
-                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
-                loop {
-                    let stream = tokio::select! {
-                        accepted = listener.accept() => match accepted { Ok((s, _)) => s, Err(_) => continue },
-                        _ = &mut shutdown_rx => return,
-                    };
-                    let shared = serving.clone();
-                    tokio::spawn(async move {
-                        let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-                            let shared = shared.clone();
-                            async move {
-                                let (parts, body) = req.into_parts();
-                                let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                                let headers = parts
-                                    .headers
-                                    .iter()
-                                    .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-                                    .collect();
-                                shared.received.lock().unwrap_or_else(PoisonError::into_inner).push(Received {
-                                    method: parts.method.to_string(),
-                                    path: parts.uri.path().to_owned(),
-                                    headers,
-                                    body,
-                                });
-                                let status = StatusCode::from_u16(shared.status.load(Ordering::Relaxed)).unwrap_or(StatusCode::OK);
-                                let mut response = Response::new(Full::new(Bytes::from_static(b"{}")));
-                                *response.status_mut() = status;
-                                Ok::<_, Infallible>(response)
-                            }
-                        });
-                        let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-                    });
-                }
-            });
-        });
+        // Every method and path is a callback: one fallback, no routes.
+        let router = Router::new()
+            .fallback(receive)
+            .with_state(Arc::clone(&shared));
+        let server = ServerThread::spawn("receiver", listener, 1, move |request| {
+            router.clone().oneshot(request)
+        })
+        .unwrap_or_else(|e| panic!("receiver: cannot start its server: {e}"));
         Receiver {
             shared,
             url,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -150,13 +109,96 @@ impl Receiver {
     }
 }
 
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        if let Some(s) = self.shutdown.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+/// Records the request and answers `{}` with the status the test chose. The body
+/// is read without a size cap, and a body that cannot be read is recorded empty:
+/// the test wants to see every request, even a broken one.
+async fn receive(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response<Body> {
+    let body = to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let headers = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    shared
+        .received
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(Received {
+            method: method.to_string(),
+            path: uri.path().to_owned(),
+            headers,
+            body,
+        });
+    let status =
+        StatusCode::from_u16(shared.status.load(Ordering::Relaxed)).unwrap_or(StatusCode::OK);
+    let mut response = Response::new(Body::from("{}"));
+    *response.status_mut() = status;
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::time::Duration;
+
+    use super::Receiver;
+
+    /// One raw HTTP/1.1 exchange, so the test needs no async runtime.
+    fn exchange(receiver: &Receiver, request: &str) -> String {
+        let addr = receiver.url().trim_start_matches("http://");
+        let mut stream =
+            TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+        stream
+            .write_all(request.as_bytes())
+            .unwrap_or_else(|e| panic!("write the request: {e}"));
+        let mut answer = String::new();
+        stream
+            .read_to_string(&mut answer)
+            .unwrap_or_else(|e| panic!("read the answer: {e}"));
+        answer
+    }
+
+    #[test]
+    fn records_every_request_and_answers_the_chosen_status() {
+        let receiver = Receiver::start();
+        let answer = exchange(
+            &receiver,
+            "POST /hooks/a?x=1 HTTP/1.1\r\nHost: x\r\nX-Signature: abc\r\nContent-Length: 9\r\nConnection: close\r\n\r\n{\"n\": 1}\n",
+        );
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        assert!(answer.ends_with("\r\n\r\n{}"), "{answer}");
+
+        receiver.set_status(503);
+        let answer = exchange(
+            &receiver,
+            "DELETE /anything/at/all HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+
+        let received = receiver.wait_for(2, Duration::from_secs(5));
+        assert_eq!(received.len(), 2, "{received:?}");
+        assert_eq!(received[0].method, "POST");
+        assert_eq!(received[0].path, "/hooks/a");
+        assert_eq!(received[0].header("x-signature"), Some("abc"));
+        assert_eq!(received[0].json()["n"], 1);
+        assert_eq!(received[1].method, "DELETE");
+        assert_eq!(received[1].path, "/anything/at/all");
+        assert!(received[1].body.is_empty());
+    }
+
+    #[test]
+    fn dropping_it_frees_the_port() {
+        let receiver = Receiver::start();
+        let addr = receiver.url().trim_start_matches("http://").to_owned();
+        assert!(TcpStream::connect(&addr).is_ok());
+        drop(receiver);
+        assert!(TcpStream::connect(&addr).is_err(), "{addr} still accepts");
+        TcpListener::bind(&addr).unwrap_or_else(|e| panic!("{addr} is not free again: {e}"));
     }
 }

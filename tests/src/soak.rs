@@ -1,6 +1,6 @@
 //! The load test: many concurrent clients, each its own user, mixing every
 //! operation against one sandboxd whose runtime API fails a small share of its
-//! requests, for a bounded time. Shared by `tests/tests/load.rs` (which asserts)
+//! requests, for a bounded time. Shared by `tests/tests/e2e/load.rs` (which asserts)
 //! and the `load-test` binary (which prints the README table).
 //!
 //! Each client keeps a model of its own sandboxes (ids, whether its session key

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::auth::Admin;
 use super::error::{ApiError, ErrorBody};
+use crate::cluster::ReplicaInfo;
 use crate::plugin::{CONTRACT_VERSION, LoadedPlugin, Refusal, Reload, ReloadError, Trigger};
 
 /// A sandbox that could not be synced or repaired, and why.
@@ -234,4 +235,30 @@ pub async fn reload(
         Err(e @ ReloadError::NoFile) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string())),
         Err(e) => Err(ApiError::unprocessable(e.to_string())),
     }
+}
+
+/// The live replicas.
+#[derive(Serialize, ToSchema)]
+pub struct ReplicasJson {
+    items: Vec<ReplicaInfo>,
+}
+
+/// The live replicas on the database (just this process with the embedded
+/// store), with their plugin's versions, last heartbeat and share of the
+/// background work.
+#[utoipa::path(
+    get, path = "/admin/replicas", operation_id = "admin_replicas", tag = "admin",
+    responses((status = 200, description = "Oldest first", body = ReplicasJson)),
+)]
+pub async fn replicas(
+    State(app): State<Arc<AppState>>,
+    _: Admin,
+) -> Result<Json<ReplicasJson>, ApiError> {
+    let current = app.plugin.current();
+    let items = app
+        .cluster
+        .replicas((&current.plugin_version, &current.contract_version))
+        .await
+        .map_err(|e| ApiError::internal(format!("cannot list the replicas: {e}")))?;
+    Ok(Json(ReplicasJson { items }))
 }

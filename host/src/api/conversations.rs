@@ -113,7 +113,6 @@ pub async fn search_events(
 ) -> Result<Json<PageJson>, ApiError> {
     let query = EventQuery {
         page_id: q.page_id,
-        after_event_id: None,
         limit: q.limit,
         kind: q.kind,
         timestamp_gte: q.timestamp_gte,

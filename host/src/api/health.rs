@@ -86,7 +86,8 @@ pub async fn readyz(State(app): State<Arc<AppState>>) -> (StatusCode, Json<Ready
     let store = app
         .store
         .check()
-        .map_or_else(|e| format!("the store cannot be read: {e}"), |()| ok());
+        .await
+        .map_or_else(|e| format!("the store cannot be read: {e:?}"), |()| ok());
     let reconciliation = match app.reconciler.first_pass() {
         Ok(()) => ok(),
         Err(why) => why,

@@ -48,10 +48,11 @@ use utoipa_axum::routes;
 pub use auth::Authenticator;
 pub use error::ApiError;
 
+use crate::cluster::Cluster;
 use crate::egress::EgressPolicy;
 use crate::host_key::HostKey;
 use crate::plugin::PluginHost;
-use crate::storage::RedbStore;
+use crate::storage::Store;
 use crate::sync::{Changes, Poller, Reconciler};
 
 /// How long a client may take to send a request body: a slow sender holds a
@@ -76,7 +77,9 @@ pub struct AppState {
     /// Learns the origins of the event callbacks users register.
     pub egress: Arc<EgressPolicy>,
     /// The store, for the readiness probe.
-    pub store: RedbStore,
+    pub store: Store,
+    /// The replicas on the store, and which share of the work is this one's.
+    pub cluster: Arc<Cluster>,
     /// Whether the plugin file is watched for changes.
     pub watching: bool,
 }
@@ -108,6 +111,7 @@ fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(admin::reconcile))
         .routes(routes!(admin::plugin))
         .routes(routes!(admin::reload))
+        .routes(routes!(admin::replicas))
 }
 
 /// The API's router and the document it serves at `/openapi.json`.

@@ -2,10 +2,11 @@
 //! it is stored.
 //!
 //! Where the stream starts is the plugin's decision (`stream-start`: after
-//! `Last-Event-ID` when the client resumes, else after the newest event stored
-//! now). From there the host reads what is new from the store, page by page,
-//! whenever the sync reports the conversation changed, and at least every
-//! [`RECHECK`]. The store is the source: a wake-up that is missed or coalesced
+//! `Last-Event-ID` when the client resumes, else after the event stored last).
+//! From there the host reads what was stored since (`stream-events`, in the
+//! order events were stored, so a late event with an older timestamp is not
+//! passed over), page by page, whenever the sync reports the conversation
+//! changed, and at least every [`RECHECK`]. The store is the source: a wake-up that is missed or coalesced
 //! costs latency, never an event. Idle streams get a keep-alive comment so that
 //! proxies do not close them.
 
@@ -24,7 +25,6 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::Id;
-use crate::bindings::conversations::EventQuery;
 
 /// How often an idle stream sends a keep-alive comment.
 const KEEPALIVE: Duration = Duration::from_secs(15);
@@ -102,20 +102,11 @@ impl Feed {
                 self.after = Some(event_id);
                 return Some(event);
             }
-            let query = EventQuery {
-                page_id: None,
-                after_event_id: self.after.clone(),
-                limit: PAGE,
-                kind: None,
-                timestamp_gte: None,
-                timestamp_lt: None,
-                descending: false,
-            };
             let page = self
                 .app
                 .plugin
                 .conversations(&self.caller)
-                .search_events(&self.id, &query)
+                .stream_events(&self.id, self.after.as_deref(), PAGE)
                 .await
                 .ok()?;
             self.pending.extend(page.ids.into_iter().zip(page.items));

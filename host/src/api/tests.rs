@@ -17,6 +17,7 @@ use tower::ServiceExt;
 use utoipa::openapi::OpenApi;
 
 use super::{AppState, Authenticator, app};
+use crate::cluster::Cluster;
 use crate::config::{self, FileConfig};
 use crate::serve::{Parts, assemble};
 use crate::sync::{Changes, Poller, Reconciler};
@@ -45,14 +46,22 @@ async fn server(dir: &std::path::Path) -> (Router, OpenApi) {
     } = assemble(&config).await.unwrap_or_else(|e| panic!("{e:#}"));
     let plugin = Arc::new(plugin);
     let changes = Arc::new(Changes::default());
+    let cluster = Arc::new(Cluster::single());
     let state = Arc::new(AppState {
         auth: Authenticator::new(&config.auth).unwrap_or_else(|e| panic!("{e}")),
-        poller: Arc::new(Poller::new(plugin.clone(), changes.clone())),
+        poller: Arc::new(Poller::new(
+            plugin.clone(),
+            changes.clone(),
+            cluster.clone(),
+        )),
         reconciler: Arc::new(Reconciler::new(
             plugin.clone(),
+            cluster.clone(),
+            false,
             config.runtime.orphans,
             config.plugin.call_timeout,
         )),
+        cluster,
         plugin,
         changes,
         host_key,

@@ -43,6 +43,23 @@ const VARS: &[EnvVar] = &[
         },
     },
     EnvVar {
+        name: "SANDBOXD_DATABASE_URL",
+        key: "database_url",
+        set: |c, v| {
+            // An empty value unsets it: back to the embedded store.
+            c.database_url = Some(v).filter(|v| !v.trim().is_empty());
+            Ok(())
+        },
+    },
+    EnvVar {
+        name: "SANDBOXD_HOST_KEY",
+        key: "host_key",
+        set: |c, v| {
+            c.host_key = Some(v).filter(|v| !v.trim().is_empty());
+            Ok(())
+        },
+    },
+    EnvVar {
         name: "SANDBOXD_STORE_CACHE_MB",
         key: "store_cache_mb",
         set: |c, v| whole(&v).map(|n| c.store_cache_mb = Some(n)),

@@ -4,7 +4,7 @@
 //! One module per section of the file, each with that section as written (its
 //! `…File` type, nothing checked), its defaults with the reason for each, its
 //! validation, and the validated type the rest of the host uses: `service` (the
-//! top-level keys), `runtime`, `specs`, `auth`, `plugin`, `http`, `sync` and
+//! top-level keys), `database` (`database_url`), `runtime`, `specs`, `auth`, `plugin`, `http`, `sync` and
 //! `local_runtime`. `env` is the one table of `SANDBOXD_*` variables. This module
 //! ties them together and holds what several sections share.
 //!
@@ -24,6 +24,7 @@
 //!   lists serde's variants in the message.
 
 mod auth;
+mod database;
 mod env;
 mod http;
 mod local_runtime;
@@ -44,13 +45,14 @@ use serde::de::DeserializeOwned;
 use serde::de::value::StrDeserializer;
 
 pub use auth::{ApiKey, AuthConfig, AuthMode};
+pub use database::CONNECTIONS as DATABASE_CONNECTIONS;
 pub use http::HttpConfig;
 pub use local_runtime::{Isolation, LocalRuntimeConfig};
 pub use plugin::PluginConfig;
 pub use runtime::{Orphans, RuntimeClass, RuntimeConfig};
 pub use secret::Secret;
 pub use specs::{Probe, SpecConfig};
-pub use sync::{SyncConfig, SyncMode};
+pub use sync::{SyncConfig, SyncMode, SyncPlan};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -60,6 +62,11 @@ pub struct Config {
     pub store_cache_bytes: usize,
     /// Public URL of this service, without a trailing slash.
     pub web_url: Option<String>,
+    /// A PostgreSQL connection string: the state is shared by replicas there
+    /// (none: one redb file in `data_dir`).
+    pub database_url: Option<Secret>,
+    /// The host key as 64 hex digits (none: `data_dir/host.key`).
+    pub host_key: Option<Secret>,
     pub runtime: RuntimeConfig,
     /// At least one; the first is the default.
     pub specs: Vec<SpecConfig>,
@@ -71,20 +78,6 @@ pub struct Config {
 }
 
 impl Config {
-    /// Whether the host polls agent servers: always in `poll` mode, never in
-    /// `webhook` mode, and in `auto` mode when they cannot call back because this
-    /// service has no public URL.
-    pub fn polls(&self) -> bool {
-        match self.sync.mode {
-            SyncMode::Poll => true,
-            SyncMode::Webhook => false,
-            SyncMode::Auto => self
-                .web_url
-                .as_deref()
-                .is_none_or(|u| u.contains("localhost")),
-        }
-    }
-
     /// Read `path` (if any), lay the process environment over it, and validate.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let mut raw = match path {
@@ -122,6 +115,10 @@ pub struct FileConfig {
     pub web_url: Option<String>,
     /// MiB of redb page cache.
     pub store_cache_mb: Option<i64>,
+    /// Validated in `database`.
+    pub database_url: Option<String>,
+    /// Validated in `database`.
+    pub host_key: Option<String>,
     #[serde(default)]
     pub runtime: runtime::RuntimeFile,
     #[serde(default)]
@@ -155,13 +152,25 @@ pub fn validate(raw: FileConfig) -> Result<Config, ConfigError> {
         raw.store_cache_mb,
         &mut err,
     );
+    let database_url = database::validate(raw.database_url, &mut err);
+    let host_key = database::validate_host_key(raw.host_key, database_url.is_some(), &mut err);
     let runtime = runtime::validate(raw.runtime, &mut err);
+    if database_url.is_some() && runtime.api_url.is_none() {
+        err(format!(
+            "{}: the embedded local runtime runs sandboxes as processes of this machine, so \
+             it cannot be shared by replicas on a database; with database_url set, configure \
+             a remote runtime API ({}), or leave database_url unset to run one sandboxd with \
+             its local runtime",
+            name("database_url"),
+            name("runtime.api_url")
+        ));
+    }
     let specs = specs::validate(raw.specs, runtime.api_url.is_none(), &mut err);
     let local_runtime = local_runtime::validate(raw.local_runtime, &mut err);
     let auth = auth::validate(raw.auth, service.listen, &mut err);
     let plugin = plugin::validate(raw.plugin, &mut err);
     let http = http::validate(raw.http, &mut err);
-    let sync = sync::validate(raw.sync, &mut err);
+    let sync = sync::validate(raw.sync, service.web_url.as_deref(), &mut err);
 
     if errors.is_empty() {
         Ok(Config {
@@ -169,6 +178,8 @@ pub fn validate(raw: FileConfig) -> Result<Config, ConfigError> {
             data_dir: service.data_dir,
             store_cache_bytes: service.store_cache_bytes,
             web_url: service.web_url,
+            database_url,
+            host_key,
             runtime,
             specs,
             auth,

@@ -261,16 +261,19 @@ fn api_keys_must_be_complete() {
 #[test]
 fn sync_mode_decides_whether_to_poll() {
     let c = load(MINIMAL, &[]).unwrap_or_else(|e| panic!("{e}"));
-    assert!(c.polls(), "no web_url: agent servers cannot call back");
+    assert!(
+        c.sync.plan.poll,
+        "no web_url: agent servers cannot call back"
+    );
     let c = load(MINIMAL, &[("SANDBOXD_WEB_URL", "http://localhost:3000")])
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(
-        c.polls(),
+        c.sync.plan.poll,
         "a localhost web_url is not reachable from a sandbox"
     );
     let c = load(MINIMAL, &[("SANDBOXD_WEB_URL", "https://app.example")])
         .unwrap_or_else(|e| panic!("{e}"));
-    assert!(!c.polls());
+    assert!(!c.sync.plan.poll);
     let c = load(
         MINIMAL,
         &[
@@ -279,9 +282,9 @@ fn sync_mode_decides_whether_to_poll() {
         ],
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    assert!(c.polls());
+    assert!(c.sync.plan.poll);
     let c = load(MINIMAL, &[("SANDBOXD_SYNC_MODE", "webhook")]).unwrap_or_else(|e| panic!("{e}"));
-    assert!(!c.polls());
+    assert!(!c.sync.plan.poll);
     let e = errors(MINIMAL, &[("SANDBOXD_SYNC_MODE", "sometimes")]);
     assert!(
         e.contains("sync.mode (SANDBOXD_SYNC_MODE)") && e.contains("auto, poll or webhook"),

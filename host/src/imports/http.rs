@@ -95,6 +95,7 @@ impl HttpImport {
         inner
             .policy
             .check(&url)
+            .await
             .map_err(|e| HttpError::Denied(e.to_string()))?;
 
         let method = match request.method {

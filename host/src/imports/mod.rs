@@ -22,12 +22,12 @@ pub use self::http::HttpImport;
 use self::http::OpenBatches;
 pub use self::settings::plugin_settings;
 use crate::bindings::settings::Config as PluginSettings;
-use crate::storage::RedbStore;
+use crate::storage::Store;
 
 /// What every call shares: the HTTP client, the store, the settings.
 pub struct Services {
     pub http: HttpImport,
-    pub store: RedbStore,
+    pub store: Store,
     pub settings: PluginSettings,
 }
 

@@ -18,7 +18,7 @@ use crate::config::{Config as HostConfig, RuntimeClass};
 pub fn plugin_settings(config: &HostConfig, runtime_api_url: &str, created_at: &str) -> Config {
     Config {
         runtime_api_url: runtime_api_url.to_owned(),
-        web_url: config.web_url.clone(),
+        web_url: config.sync.plan.callback_url.clone(),
         resource_factor: config.runtime.resource_factor,
         runtime_class: match config.runtime.runtime_class {
             RuntimeClass::Gvisor => WitRuntimeClass::Gvisor,

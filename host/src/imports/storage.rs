@@ -1,25 +1,37 @@
-//! `storage`: the plugin's tables in the host's store (see `crate::storage`).
+//! `storage`: the plugin's tables in the host's store (see `crate::storage`),
+//! in the plugin's namespace.
 
 use std::future::Future;
 
 use super::HostState;
 use crate::bindings::storage::{Entry, Host, Op, ScanRequest, StorageError};
+use crate::storage::Namespace;
 
 impl Host for HostState {
-    fn get(&mut self, table: String, key: Vec<u8>) -> Result<Option<Vec<u8>>, StorageError> {
-        self.services.store.get(&table, &key)
+    fn get(
+        &mut self,
+        table: String,
+        key: Vec<u8>,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StorageError>> + Send {
+        let store = self.services.store.clone();
+        async move { store.get(Namespace::Plugin, &table, &key).await }
     }
 
     fn get_many(
         &mut self,
         table: String,
         keys: Vec<Vec<u8>>,
-    ) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
-        self.services.store.get_many(&table, &keys)
+    ) -> impl Future<Output = Result<Vec<Option<Vec<u8>>>, StorageError>> + Send {
+        let store = self.services.store.clone();
+        async move { store.get_many(Namespace::Plugin, &table, &keys).await }
     }
 
-    fn scan(&mut self, request: ScanRequest) -> Result<Vec<Entry>, StorageError> {
-        self.services.store.scan(&request)
+    fn scan(
+        &mut self,
+        request: ScanRequest,
+    ) -> impl Future<Output = Result<Vec<Entry>, StorageError>> + Send {
+        let store = self.services.store.clone();
+        async move { store.scan(Namespace::Plugin, &request).await }
     }
 
     fn commit(
@@ -37,7 +49,7 @@ impl Host for HostState {
         let store = self.services.store.clone();
         async move {
             within_budget?;
-            Ok(store.commit(ops).await)
+            Ok(store.commit(Namespace::Plugin, ops).await)
         }
     }
 }

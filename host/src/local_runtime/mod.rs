@@ -36,7 +36,7 @@ use tokio::net::TcpListener;
 
 use crate::config::{Isolation, LocalRuntimeConfig, SpecConfig};
 use crate::host_key::HostKey;
-use crate::storage::RedbStore;
+use crate::storage::Store;
 
 pub use sandbox::Sandbox;
 
@@ -56,7 +56,7 @@ pub(crate) struct Inner {
     pub specs: Vec<SpecConfig>,
     /// `<data_dir>/sandboxes`: one directory per sandbox.
     pub root: PathBuf,
-    pub store: RedbStore,
+    pub store: Store,
     pub host_key: HostKey,
     pub api_key: String,
     /// `http://127.0.0.1:<port>`.
@@ -77,7 +77,7 @@ impl LocalRuntime {
         config: LocalRuntimeConfig,
         specs: Vec<SpecConfig>,
         data_dir: &std::path::Path,
-        store: RedbStore,
+        store: Store,
         host_key: HostKey,
     ) -> anyhow::Result<(LocalRuntime, Endpoint)> {
         if config.isolation == Isolation::Bwrap {

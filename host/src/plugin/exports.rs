@@ -19,7 +19,7 @@ use crate::bindings::exports::sandboxd::plugin::info::PluginInfo;
 use crate::bindings::sandboxes::{OrphanPolicy, ReconcileSummary};
 use crate::bindings::sync::{CycleSummary, IngestSummary};
 use crate::bindings::types::{
-    Error as PluginError, SandboxInfo, SandboxPage, SandboxSpec, SpecPage,
+    Error as PluginError, SandboxInfo, SandboxPage, SandboxSpec, Share, SpecPage,
 };
 use crate::imports::HostState;
 use crate::metrics;
@@ -215,11 +215,12 @@ impl Sandboxes<'_> {
         &self,
         orphans: OrphanPolicy,
         stuck_before_us: i64,
+        share: &Share,
     ) -> Result<ReconcileSummary, ExportError> {
         self.0
             .call("sandboxes.reconcile", |p, mut s| async move {
                 p.sandboxd_plugin_sandboxes()
-                    .call_reconcile(&mut s, orphans, stuck_before_us)
+                    .call_reconcile(&mut s, orphans, stuck_before_us, share)
                     .await
             })
             .await
@@ -285,6 +286,21 @@ impl Conversations<'_> {
             .call("conversations.search-events", |p, mut s| async move {
                 p.sandboxd_plugin_conversations()
                     .call_search_events(&mut s, conversation_id, query)
+                    .await
+            })
+            .await
+    }
+
+    pub async fn stream_events(
+        &self,
+        conversation_id: &str,
+        after_event_id: Option<&str>,
+        limit: u32,
+    ) -> Result<JsonPage, ExportError> {
+        self.0
+            .call("conversations.stream-events", |p, mut s| async move {
+                p.sandboxd_plugin_conversations()
+                    .call_stream_events(&mut s, conversation_id, after_event_id, limit)
                     .await
             })
             .await
@@ -364,10 +380,12 @@ impl Callbacks<'_> {
             .await
     }
 
-    pub async fn deliver_due(&self) -> Result<DeliverySummary, ExportError> {
+    pub async fn deliver_due(&self, share: &Share) -> Result<DeliverySummary, ExportError> {
         self.0
             .call("callbacks.deliver-due", |p, mut s| async move {
-                p.sandboxd_plugin_callbacks().call_deliver_due(&mut s).await
+                p.sandboxd_plugin_callbacks()
+                    .call_deliver_due(&mut s, share)
+                    .await
             })
             .await
     }
@@ -377,10 +395,10 @@ impl Callbacks<'_> {
 pub struct Sync<'a>(Door<'a>);
 
 impl Sync<'_> {
-    pub async fn poll(&self) -> Result<CycleSummary, ExportError> {
+    pub async fn poll(&self, share: &Share) -> Result<CycleSummary, ExportError> {
         self.0
             .call("sync.poll", |p, mut s| async move {
-                p.sandboxd_plugin_sync().call_poll(&mut s).await
+                p.sandboxd_plugin_sync().call_poll(&mut s, share).await
             })
             .await
     }

@@ -11,11 +11,10 @@
 //!   commits before it in the batch, and a commit whose check fails writes
 //!   nothing. A commit is answered only after the transaction holding it is
 //!   durable.
-//! - Plugin tables live under the `plugin.` prefix, the host's own (such as the
-//!   local runtime's records) under `host.`; the plugin cannot name the latter.
+//! - Tables are named by their namespace (`plugin.` or `host.`, see
+//!   [`Namespace`]); requests arrive checked against the contract's limits.
 
 use std::collections::HashMap;
-use std::ops::Bound as StdBound;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
@@ -25,11 +24,14 @@ use redb::{
 };
 use tokio::sync::oneshot;
 
-use super::{MAX_READ, check_bound, check_key, check_ops, check_table, is_ordered};
-use crate::bindings::storage::{Bound, Entry, Op, ScanRequest, StorageError};
+use super::{MAX_READ, Namespace, std_bound};
+use crate::bindings::storage::{Entry, Op, ScanRequest, StorageError};
 
 /// Most commits folded into one write transaction.
 const MAX_BATCH: usize = 512;
+
+/// A table in a read transaction.
+type ReadTable = redb::ReadOnlyTable<&'static [u8], &'static [u8]>;
 
 /// A key or value read from a table.
 type Guard<'a> = redb::AccessGuard<'a, &'static [u8]>;
@@ -39,23 +41,6 @@ type Job = (
     Vec<Op>,
     oneshot::Sender<Result<(), StorageError>>,
 );
-
-/// Whose tables: the plugin's (reachable through the WIT import) or the host's
-/// own (never reachable from the plugin).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Namespace {
-    Plugin,
-    Host,
-}
-
-impl Namespace {
-    fn table(self, name: &str) -> String {
-        match self {
-            Namespace::Plugin => format!("plugin.{name}"),
-            Namespace::Host => format!("host.{name}"),
-        }
-    }
-}
 
 #[derive(Clone)]
 pub struct RedbStore {
@@ -74,10 +59,6 @@ pub enum OpenError {
     },
     #[error("cannot start the storage writer thread: {0}")]
     Thread(std::io::Error),
-}
-
-fn plugin_table(name: &str) -> String {
-    Namespace::Plugin.table(name)
 }
 
 fn backend(e: impl std::fmt::Display) -> StorageError {
@@ -110,40 +91,43 @@ impl RedbStore {
         Ok(RedbStore { db, writer: tx })
     }
 
-    pub fn get(&self, table: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        check_table(table)?;
-        check_key(key)?;
+    /// The table `name` of `ns` in a read transaction (none if never written).
+    fn read_table(
+        &self,
+        txn: &redb::ReadTransaction,
+        ns: Namespace,
+        name: &str,
+    ) -> Result<Option<ReadTable>, StorageError> {
+        let name = ns.table(name);
+        match txn.open_table(TableDefinition::<&[u8], &[u8]>::new(&name)) {
+            Ok(t) => Ok(Some(t)),
+            Err(TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    pub fn get(
+        &self,
+        ns: Namespace,
+        table: &str,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StorageError> {
         let txn = self.db.begin_read().map_err(backend)?;
-        let name = plugin_table(table);
-        let table = match txn.open_table(TableDefinition::<&[u8], &[u8]>::new(&name)) {
-            Ok(t) => t,
-            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(backend(e)),
+        let Some(table) = self.read_table(&txn, ns, table)? else {
+            return Ok(None);
         };
         Ok(table.get(key).map_err(backend)?.map(|v| v.value().to_vec()))
     }
 
     pub fn get_many(
         &self,
+        ns: Namespace,
         table: &str,
         keys: &[Vec<u8>],
     ) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
-        check_table(table)?;
-        if keys.len() > MAX_READ {
-            return Err(StorageError::Invalid(format!(
-                "{} keys exceed the limit of {MAX_READ}",
-                keys.len()
-            )));
-        }
-        for key in keys {
-            check_key(key)?;
-        }
         let txn = self.db.begin_read().map_err(backend)?;
-        let name = plugin_table(table);
-        let table = match txn.open_table(TableDefinition::<&[u8], &[u8]>::new(&name)) {
-            Ok(t) => t,
-            Err(TableError::TableDoesNotExist(_)) => return Ok(vec![None; keys.len()]),
-            Err(e) => return Err(backend(e)),
+        let Some(table) = self.read_table(&txn, ns, table)? else {
+            return Ok(vec![None; keys.len()]);
         };
         keys.iter()
             .map(|k| {
@@ -155,20 +139,12 @@ impl RedbStore {
             .collect()
     }
 
-    pub fn scan(&self, request: &ScanRequest) -> Result<Vec<Entry>, StorageError> {
-        check_table(&request.table)?;
-        check_bound(&request.start)?;
-        check_bound(&request.end)?;
-        if !is_ordered(&request.start, &request.end) || request.limit == 0 {
-            return Ok(Vec::new());
-        }
+    /// A range the contract allows and that can hold keys (`Store` checked).
+    pub fn scan(&self, ns: Namespace, request: &ScanRequest) -> Result<Vec<Entry>, StorageError> {
         let limit = (request.limit as usize).min(MAX_READ);
         let txn = self.db.begin_read().map_err(backend)?;
-        let name = plugin_table(&request.table);
-        let table = match txn.open_table(TableDefinition::<&[u8], &[u8]>::new(&name)) {
-            Ok(t) => t,
-            Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(backend(e)),
+        let Some(table) = self.read_table(&txn, ns, &request.table)? else {
+            return Ok(Vec::new());
         };
         let range = table
             .range::<&[u8]>((std_bound(&request.start), std_bound(&request.end)))
@@ -187,69 +163,22 @@ impl RedbStore {
         }
     }
 
-    /// Apply `ops` atomically and durably (see the module docs for batching).
-    pub async fn commit(&self, ops: Vec<Op>) -> Result<(), StorageError> {
-        self.commit_in(Namespace::Plugin, ops).await
-    }
-
     /// Hand `ops` to the writer and wait until they are durable (or refused).
-    async fn commit_in(&self, namespace: Namespace, ops: Vec<Op>) -> Result<(), StorageError> {
-        check_ops(&ops)?;
-        let started = std::time::Instant::now();
+    pub async fn commit(&self, ns: Namespace, ops: Vec<Op>) -> Result<(), StorageError> {
         let (tx, rx) = oneshot::channel();
         self.writer
-            .send((namespace, ops, tx))
+            .send((ns, ops, tx))
             .map_err(|_| StorageError::Backend("the storage writer has stopped".into()))?;
-        let result = rx.await.unwrap_or_else(|_| {
+        rx.await.unwrap_or_else(|_| {
             Err(StorageError::Backend(
                 "the storage writer has stopped".into(),
             ))
-        });
-        crate::metrics::storage_commit(started.elapsed());
-        result
+        })
     }
 
     /// Whether the store can be read (the readiness probe).
     pub fn check(&self) -> Result<(), StorageError> {
         self.db.begin_read().map(drop).map_err(backend)
-    }
-}
-
-fn std_bound(b: &Bound) -> StdBound<&[u8]> {
-    match b {
-        Bound::Unbounded => StdBound::Unbounded,
-        Bound::Included(k) => StdBound::Included(k.as_slice()),
-        Bound::Excluded(k) => StdBound::Excluded(k.as_slice()),
-    }
-}
-
-impl RedbStore {
-    /// Every entry of one of the host's own tables.
-    pub fn host_scan(&self, table: &str) -> Result<Vec<Entry>, StorageError> {
-        check_table(table)?;
-        let txn = self.db.begin_read().map_err(backend)?;
-        let name = Namespace::Host.table(table);
-        let table = match txn.open_table(TableDefinition::<&[u8], &[u8]>::new(&name)) {
-            Ok(t) => t,
-            Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(backend(e)),
-        };
-        table
-            .iter()
-            .map_err(backend)?
-            .map(|item| {
-                item.map(|(k, v)| Entry {
-                    key: k.value().to_vec(),
-                    value: v.value().to_vec(),
-                })
-                .map_err(backend)
-            })
-            .collect()
-    }
-
-    /// [`RedbStore::commit`] on the host's own tables.
-    pub async fn host_commit(&self, ops: Vec<Op>) -> Result<(), StorageError> {
-        self.commit_in(Namespace::Host, ops).await
     }
 }
 

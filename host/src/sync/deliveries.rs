@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Changes;
+use crate::cluster::Cluster;
 use crate::metrics;
 use crate::plugin::{Caller, PluginHost};
 
@@ -18,10 +19,13 @@ const IDLE: Duration = Duration::from_secs(5);
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
-pub async fn run_deliveries(plugin: Arc<PluginHost>, changes: Arc<Changes>) {
+pub async fn run_deliveries(plugin: Arc<PluginHost>, changes: Arc<Changes>, cluster: Arc<Cluster>) {
     let mut backoff = FIRST_BACKOFF;
     loop {
-        let result = plugin.callbacks(&Caller::Host).deliver_due().await;
+        let result = plugin
+            .callbacks(&Caller::Host)
+            .deliver_due(&cluster.share())
+            .await;
         let failure = match result {
             Ok(summary) => {
                 backoff = FIRST_BACKOFF;

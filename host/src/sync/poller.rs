@@ -13,20 +13,24 @@ use tokio::sync::Mutex;
 
 use super::Changes;
 use crate::bindings::sync::CycleSummary;
+use crate::bindings::types::Error as PluginError;
+use crate::cluster::Cluster;
 use crate::metrics;
 use crate::plugin::{Caller, ExportError, PluginHost};
 
 pub struct Poller {
     plugin: Arc<PluginHost>,
     changes: Arc<Changes>,
+    cluster: Arc<Cluster>,
     running: Mutex<()>,
 }
 
 impl Poller {
-    pub fn new(plugin: Arc<PluginHost>, changes: Arc<Changes>) -> Poller {
+    pub fn new(plugin: Arc<PluginHost>, changes: Arc<Changes>, cluster: Arc<Cluster>) -> Poller {
         Poller {
             plugin,
             changes,
+            cluster,
             running: Mutex::new(()),
         }
     }
@@ -35,7 +39,20 @@ impl Poller {
     pub async fn cycle(&self) -> Result<(CycleSummary, u64), ExportError> {
         let _running = self.running.lock().await;
         let started = Instant::now();
-        let result = self.plugin.sync(&Caller::Host).poll().await;
+        // This replica's buckets not polled within the interval (all of them
+        // for a lone host).
+        let share = self.cluster.due().await.map_err(|e| {
+            tracing::warn!(error = %e, "cannot read which buckets are due; no poll this cycle");
+            ExportError::Plugin(PluginError::Storage(format!(
+                "the leases cannot be read: {e}"
+            )))
+        })?;
+        let result = self.plugin.sync(&Caller::Host).poll(&share).await;
+        if result.is_ok()
+            && let Err(e) = self.cluster.polled(&share).await
+        {
+            tracing::warn!(error = %e, "cannot record the poll of this replica's buckets");
+        }
         let millis = started.elapsed().as_millis() as u64;
         metrics::poll_cycle(
             if result.is_ok() { "ok" } else { "failed" },

@@ -3,9 +3,10 @@
 //! host decides when, and which half-way starts are surely abandoned.
 //!
 //! A start left in phase `starting` is abandoned when its call is surely over:
-//! it began before this process started (the process that made it is gone;
-//! redb's lock means no other process shares the store), or longer ago than the
-//! API call deadline plus a grace. Passes never overlap.
+//! it began longer ago than the API call deadline plus a grace, or, with the
+//! embedded store, before this process started (the process that made it is
+//! gone; redb's lock means no other process shares the store). Passes never
+//! overlap, and with replicas each reconciles its own share.
 //!
 //! The first pass that succeeds makes the service ready (`/readyz`): until
 //! then the store may disagree with the runtime in ways a pass repairs. While
@@ -17,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::bindings::sandboxes::{OrphanPolicy, ReconcileSummary};
+use crate::cluster::Cluster;
 use crate::config::Orphans;
 use crate::metrics;
 use crate::plugin::{Caller, ExportError, PluginHost};
@@ -26,9 +28,12 @@ const FIRST_RETRY: Duration = Duration::from_secs(1);
 
 pub struct Reconciler {
     plugin: Arc<PluginHost>,
+    cluster: Arc<Cluster>,
     policy: OrphanPolicy,
-    /// Microseconds since the epoch when this process started.
-    boot_us: i64,
+    /// Microseconds since the epoch when this process started; none with a
+    /// shared store (a start begun before this replica started may be another
+    /// live replica's, still in its call).
+    boot_us: Option<i64>,
     /// A start older than this is abandoned even if it began after boot.
     abandoned_after: Duration,
     running: tokio::sync::Mutex<()>,
@@ -43,15 +48,22 @@ fn now_us() -> i64 {
 }
 
 impl Reconciler {
-    pub fn new(plugin: Arc<PluginHost>, orphans: Orphans, abandoned_after: Duration) -> Reconciler {
+    pub fn new(
+        plugin: Arc<PluginHost>,
+        cluster: Arc<Cluster>,
+        shared_store: bool,
+        orphans: Orphans,
+        abandoned_after: Duration,
+    ) -> Reconciler {
         Reconciler {
             plugin,
+            cluster,
             policy: match orphans {
                 Orphans::Stop => OrphanPolicy::Stop,
                 Orphans::Adopt => OrphanPolicy::Adopt,
                 Orphans::Keep => OrphanPolicy::Keep,
             },
-            boot_us: now_us(),
+            boot_us: (!shared_store).then(now_us),
             abandoned_after,
             running: tokio::sync::Mutex::new(()),
             first: Mutex::new(Err(
@@ -72,11 +84,12 @@ impl Reconciler {
         let _running = self.running.lock().await;
         let started = Instant::now();
         let abandoned = i64::try_from(self.abandoned_after.as_micros()).unwrap_or(i64::MAX);
-        let stuck_before = self.boot_us.max(now_us().saturating_sub(abandoned));
+        let by_age = now_us().saturating_sub(abandoned);
+        let stuck_before = self.boot_us.map_or(by_age, |boot| boot.max(by_age));
         let result = self
             .plugin
             .sandboxes(&Caller::Host)
-            .reconcile(self.policy, stuck_before)
+            .reconcile(self.policy, stuck_before, &self.cluster.share())
             .await;
         let millis = started.elapsed().as_millis() as u64;
         let outcome = match &result {

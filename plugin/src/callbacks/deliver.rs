@@ -6,18 +6,27 @@
 //! attempt is logged. Deliveries are in the store, so a restart resumes them:
 //! at least once, never silently dropped (an event whose callback was deleted is
 //! the one exception, by design).
+//!
+//! Claims: before a delivery is sent, it is rescheduled to [`CLAIM_US`] from now
+//! in a commit that requires it unchanged, and its outcome is recorded in a
+//! commit that requires the claim. Of several hosts sharing the store, one wins
+//! each claim and sends; the others skip it. A host that dies mid-send leaves its
+//! claim to run out, and the delivery is sent again then: the only way an event
+//! reaches a callback twice.
 
 use std::collections::HashMap;
 
 use crate::error::Result;
-use crate::ports::{Bound, Credential, Level, Method, Op, Request, Scan};
+use crate::ports::{Bound, Credential, Level, Method, Op, Request, Scan, StoreError};
 use crate::schema::callbacks::{
     AttemptRecord, CallbackRecord, DELIVERIES, DELIVERIES_DUE, DELIVERY_ATTEMPTS, DeliveryRecord,
+    RESCHEDULE_OPS,
 };
 use crate::schema::conversations::dashed;
 use crate::schema::events::{EVENTS, event_key};
 use crate::schema::{encode, time_key, time_of_key};
 use crate::service::Service;
+use crate::share::Share;
 
 /// Attempts before a delivery is given up.
 pub const MAX_ATTEMPTS: u32 = 10;
@@ -25,6 +34,11 @@ pub const MAX_ATTEMPTS: u32 = 10;
 const BATCH: u32 = 256;
 /// Deadline of one delivery POST.
 const TIMEOUT_MS: u32 = 10_000;
+/// How long a claim holds a delivery: well past its POST's deadline, so that a
+/// live sender always records the outcome before anyone else may send again.
+const CLAIM_US: i64 = 60_000_000;
+/// Claim commits retried after losing some claims to another host.
+const CLAIM_ROUNDS: usize = 8;
 /// First retry delay; doubles per attempt up to [`MAX_BACKOFF_US`].
 const BASE_BACKOFF_US: i64 = 1_000_000;
 const MAX_BACKOFF_US: i64 = 300_000_000;
@@ -48,15 +62,10 @@ fn backoff_us(attempt: u32, random: [u8; 16]) -> i64 {
 }
 
 impl Service<'_> {
-    pub fn deliver_due(&self) -> Result<DeliverySummary> {
+    /// Send what is due of the deliveries in `share`.
+    pub fn deliver_due(&self, share: &Share) -> Result<DeliverySummary> {
         let now = self.env.now_micros();
-        let due = self.store.scan(Scan {
-            table: DELIVERIES_DUE,
-            start: Bound::Unbounded,
-            end: Bound::Included(time_key(now).to_vec()),
-            reverse: false,
-            limit: BATCH,
-        })?;
+        let due = self.due_in(share, now)?;
         let mut summary = DeliverySummary::default();
         if !due.is_empty() {
             self.send_deliveries(&due, now, &mut summary)?;
@@ -65,19 +74,84 @@ impl Service<'_> {
         Ok(summary)
     }
 
+    /// Up to [`BATCH`] ids of deliveries in `share` due by `now`, earliest first.
+    fn due_in(&self, share: &Share, now: i64) -> Result<Vec<Vec<u8>>> {
+        let mut ids = Vec::new();
+        let mut start = Bound::Unbounded;
+        loop {
+            let page = self.store.scan(Scan {
+                table: DELIVERIES_DUE,
+                start,
+                end: Bound::Included(time_key(now).to_vec()),
+                reverse: false,
+                limit: BATCH,
+            })?;
+            let full = page.len() == BATCH as usize;
+            for (key, _) in &page {
+                let Some(id) = key.get(8..) else { continue };
+                if share.holds(&String::from_utf8_lossy(id)) {
+                    ids.push(id.to_vec());
+                    if ids.len() == BATCH as usize {
+                        return Ok(ids);
+                    }
+                }
+            }
+            match page.last() {
+                Some((last, _)) if full => start = Bound::Excluded(last.clone()),
+                _ => return Ok(ids),
+            }
+        }
+    }
+
+    /// Claim each delivery (in one commit, dropping the ones another host
+    /// changed meanwhile); the claimed ones as stored, each with its record as
+    /// it was before.
+    pub(crate) fn claim(
+        &self,
+        mut wanted: Vec<DeliveryRecord>,
+        now: i64,
+    ) -> Result<Vec<DeliveryRecord>> {
+        for _ in 0..CLAIM_ROUNDS {
+            if wanted.is_empty() {
+                return Ok(wanted);
+            }
+            let claimed: Vec<DeliveryRecord> = wanted
+                .iter()
+                .map(|d| DeliveryRecord {
+                    next_at_us: now + CLAIM_US,
+                    ..d.clone()
+                })
+                .collect();
+            let ops: Vec<Op> = claimed
+                .iter()
+                .zip(&wanted)
+                .flat_map(|(c, d)| c.reschedule_ops(d))
+                .collect();
+            match self.store.commit(ops) {
+                Ok(()) => return Ok(claimed),
+                // The delivery at this op is another host's now: leave it.
+                Err(StoreError::Conflict(op)) => {
+                    let lost = usize::try_from(op).unwrap_or(usize::MAX) / RESCHEDULE_OPS;
+                    if lost >= wanted.len() {
+                        return Ok(Vec::new());
+                    }
+                    wanted.remove(lost);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Vec::new())
+    }
+
     fn send_deliveries(
         &self,
-        due: &[(Vec<u8>, Vec<u8>)],
+        ids: &[Vec<u8>],
         now: i64,
         summary: &mut DeliverySummary,
     ) -> Result<()> {
-        let ids: Vec<Vec<u8>> = due
-            .iter()
-            .filter_map(|(k, _)| k.get(8..).map(<[u8]>::to_vec))
-            .collect();
         let deliveries: Vec<DeliveryRecord> = self
             .store
-            .get_many(DELIVERIES, &ids)?
+            .get_many(DELIVERIES, ids)?
             .into_iter()
             .flatten()
             .map(|b| DeliveryRecord::decode(&b))
@@ -87,18 +161,27 @@ impl Service<'_> {
             .into_iter()
             .map(|c| (c.id.clone(), c))
             .collect();
-        let event_keys: Vec<Vec<u8>> = deliveries
+        // What is owed no more (its callback or its event gone) is finished;
+        // the rest is claimed before anything is sent.
+        let mut ops: Vec<Op> = Vec::new();
+        let mut owed = Vec::new();
+        for d in deliveries {
+            if callbacks.contains_key(&d.callback_id) {
+                owed.push(d);
+            } else {
+                ops.extend(d.finish_ops());
+            }
+        }
+        let claimed = self.claim(owed, now)?;
+        let event_keys: Vec<Vec<u8>> = claimed
             .iter()
             .map(|d| event_key(&d.conversation_key, d.event_time_us, &d.event_id))
             .collect();
         let bodies = self.store.get_many(EVENTS, &event_keys)?;
-
-        let mut ops: Vec<Op> = Vec::new();
         let mut sendable: Vec<(&DeliveryRecord, Request)> = Vec::new();
-        for (d, body) in deliveries.iter().zip(bodies) {
+        for (d, body) in claimed.iter().zip(bodies) {
             match (callbacks.get(&d.callback_id), body) {
                 (Some(cb), Some(body)) => sendable.push((d, delivery_request(cb, d, body))),
-                // The callback was deleted (or the event is gone): nothing is owed.
                 _ => ops.extend(d.finish_ops()),
             }
         }
@@ -154,8 +237,20 @@ impl Service<'_> {
                 value: encode(&log),
             });
         }
-        self.store.commit(ops)?;
-        Ok(())
+        match self.store.commit(ops) {
+            Ok(()) => Ok(()),
+            // A claim ran out and another host took the delivery over (this call
+            // outlived its claim): the outcome is theirs to record now.
+            Err(StoreError::Conflict(_)) => {
+                self.log(
+                    Level::Warn,
+                    "a delivery's claim ran out before its outcome was recorded; another host owns it now",
+                    &[],
+                );
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Milliseconds until the earliest pending delivery (0 if already due).

@@ -162,3 +162,7 @@ pub fn to_op(op: Op) -> storage::Op {
         }),
     }
 }
+
+pub fn from_share(s: &types::Share) -> crate::share::Share {
+    crate::share::Share::new(s.of, &s.buckets)
+}

@@ -1,6 +1,6 @@
 //! `info`, `sandboxes` and `specs`.
 
-use super::convert::{from_settings, to_info, to_spec};
+use super::convert::{from_settings, from_share, to_info, to_spec};
 use super::exports::sandboxd::plugin::{info, sandboxes, specs};
 #[cfg(feature = "faults")]
 use super::faults;
@@ -63,13 +63,14 @@ impl sandboxes::Guest for Component {
     fn reconcile(
         orphans: sandboxes::OrphanPolicy,
         stuck_before_us: i64,
+        share: types::Share,
     ) -> Result<sandboxes::ReconcileSummary, types::Error> {
         let policy = match orphans {
             sandboxes::OrphanPolicy::Stop => crate::service::OrphanPolicy::Stop,
             sandboxes::OrphanPolicy::Adopt => crate::service::OrphanPolicy::Adopt,
             sandboxes::OrphanPolicy::Keep => crate::service::OrphanPolicy::Keep,
         };
-        with_service(|s| s.reconcile(policy, stuck_before_us)).map(|r| {
+        with_service(|s| s.reconcile(policy, stuck_before_us, &from_share(&share))).map(|r| {
             sandboxes::ReconcileSummary {
                 runtimes: r.runtimes,
                 records: r.records,

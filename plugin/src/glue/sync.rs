@@ -1,5 +1,6 @@
 //! `sync`, `conversations` and `callbacks`.
 
+use super::convert::from_share;
 use super::exports::sandboxd::plugin::{callbacks, conversations, sync};
 #[cfg(feature = "faults")]
 use super::faults;
@@ -7,10 +8,10 @@ use super::sandboxd::plugin::types;
 use super::{Component, with_service};
 
 impl sync::Guest for Component {
-    fn poll() -> Result<sync::CycleSummary, types::Error> {
+    fn poll(share: types::Share) -> Result<sync::CycleSummary, types::Error> {
         #[cfg(feature = "faults")]
         faults::before_background_call();
-        with_service(|s| s.poll()).map(|c| sync::CycleSummary {
+        with_service(|s| s.poll(&from_share(&share))).map(|c| sync::CycleSummary {
             sandboxes: c.sandboxes,
             conversations: c.conversations,
             new_events: c.new_events,
@@ -67,7 +68,6 @@ impl conversations::Guest for Component {
     ) -> Result<conversations::JsonPage, types::Error> {
         let query = crate::conversations::EventQuery {
             page_id: q.page_id,
-            after_event_id: q.after_event_id,
             limit: q.limit,
             kind: q.kind,
             timestamp_gte: q.timestamp_gte,
@@ -75,6 +75,15 @@ impl conversations::Guest for Component {
             descending: q.descending,
         };
         with_service(|s| s.search_events(&conversation_id, &query)).map(to_json_page)
+    }
+
+    fn stream_events(
+        conversation_id: String,
+        after_event_id: Option<String>,
+        limit: u32,
+    ) -> Result<conversations::JsonPage, types::Error> {
+        with_service(|s| s.stream_events(&conversation_id, after_event_id.as_deref(), limit))
+            .map(to_json_page)
     }
 
     fn stream_start(
@@ -134,10 +143,10 @@ impl callbacks::Guest for Component {
         )
     }
 
-    fn deliver_due() -> Result<callbacks::DeliverySummary, types::Error> {
+    fn deliver_due(share: types::Share) -> Result<callbacks::DeliverySummary, types::Error> {
         #[cfg(feature = "faults")]
         faults::before_background_call();
-        with_service(|s| s.deliver_due()).map(|d| callbacks::DeliverySummary {
+        with_service(|s| s.deliver_due(&from_share(&share))).map(|d| callbacks::DeliverySummary {
             attempted: d.attempted,
             delivered: d.delivered,
             failed: d.failed,

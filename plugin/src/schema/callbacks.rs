@@ -81,6 +81,10 @@ pub struct DeliveryRecord {
     pub next_at_us: i64,
 }
 
+/// How many ops [`DeliveryRecord::reschedule_ops`] makes (a conflict's op
+/// index, divided by this, names the delivery).
+pub const RESCHEDULE_OPS: usize = 4;
+
 impl DeliveryRecord {
     /// A new delivery of one event to one callback, due at `now_us`.
     pub fn new(
@@ -132,8 +136,9 @@ impl DeliveryRecord {
         ]
     }
 
-    /// Reschedule `old` (as stored) as `self`.
-    pub fn reschedule_ops(&self, old: &DeliveryRecord) -> [Op; 4] {
+    /// Reschedule `old` (as stored) as `self`: [`RESCHEDULE_OPS`] ops, the
+    /// precondition first.
+    pub fn reschedule_ops(&self, old: &DeliveryRecord) -> [Op; RESCHEDULE_OPS] {
         [
             Op::RequireValue {
                 table: DELIVERIES,
@@ -185,10 +190,7 @@ pub fn delivery_id(callback_id: &str, conversation_key: &str, event_id: &str) ->
         h.update((part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
     }
-    h.finalize()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(&h.finalize()[..16])
 }
 
 pub fn due_key(next_at_us: i64, delivery_id: &str) -> Vec<u8> {

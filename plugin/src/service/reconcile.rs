@@ -24,6 +24,7 @@ use crate::ports::{Bound, Level, Scan};
 use crate::runtime::Runtime;
 use crate::runtime::client::Action;
 use crate::schema::{self, Phase, SandboxRecord};
+use crate::share::Share;
 use crate::{session_key, status};
 
 /// Records read from the store per scan.
@@ -83,13 +84,14 @@ impl StatusCounts {
 pub const ADOPTED_SPEC: &str = "adopted";
 
 impl Service<'_> {
-    /// One pass. Records in phase `starting` whose start began before
-    /// `stuck_before_us` are taken as half-way starts. Acts for everyone: the
-    /// host calls it with no user.
+    /// One pass over the runtimes and records in `share`. Records in phase
+    /// `starting` whose start began before `stuck_before_us` are taken as
+    /// half-way starts. Acts for everyone: the host calls it with no user.
     pub fn reconcile(
         &self,
         orphans: OrphanPolicy,
         stuck_before_us: i64,
+        share: &Share,
     ) -> Result<ReconcileSummary> {
         if self.caller().is_some() {
             return Err(Error::Unauthorized(
@@ -115,14 +117,17 @@ impl Service<'_> {
             let Some(session_id) = runtime.session_id.as_deref() else {
                 continue;
             };
-            if records.contains_key(session_id) || runtime.status.as_deref() == Some("stopped") {
+            if records.contains_key(session_id)
+                || runtime.status.as_deref() == Some("stopped")
+                || !share.holds(session_id)
+            {
                 continue;
             }
             summary.orphans += 1;
             self.orphan(runtime, session_id, orphans, &mut summary);
         }
 
-        for record in records.values() {
+        for record in records.values().filter(|r| share.holds(&r.id)) {
             let listed = by_session.get(record.id.as_str()).copied();
             let kept = !(record.phase == Phase::Starting
                 && record.started_at_us < stuck_before_us

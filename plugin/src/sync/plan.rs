@@ -128,7 +128,7 @@ fn event_id(meta: &EventMeta, raw: &RawValue) -> String {
         Some(id) if !id.is_empty() && id.len() <= MAX_EVENT_ID => id.to_owned(),
         _ => {
             let digest = Sha256::digest(raw.get().as_bytes());
-            let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+            let hex = hex::encode(&digest[..16]);
             format!("sha256-{hex}")
         }
     }
@@ -279,20 +279,24 @@ impl Service<'_> {
         } else {
             self.store.get_many(events::EVENT_IDS, &id_keys)?
         };
-        let mut fresh: Vec<&Incoming<'_>> = incoming
+        // Arrival numbers follow the order the events came in; their state
+        // is applied in their timestamps' order.
+        let mut fresh: Vec<(u64, &Incoming<'_>)> = incoming
             .iter()
             .zip(&known)
             .filter(|(_, k)| k.is_none())
-            .map(|(e, _)| e)
+            .zip(record.event_count..)
+            .map(|((e, _), seq)| (seq, e))
             .collect();
-        fresh.sort_by_key(|e| e.time_us);
+        fresh.sort_by_key(|(_, e)| e.time_us);
 
         let mut ops = Vec::new();
-        for e in &fresh {
+        for (seq, e) in &fresh {
             ops.extend(events::insert_ops(
                 key,
                 e.time_us,
                 &e.id,
+                *seq,
                 e.raw.get().as_bytes(),
             ));
             if e.meta.kind.as_deref() == Some(STATE_UPDATE) {

@@ -29,6 +29,7 @@ use crate::schema::callbacks::CallbackRecord;
 use crate::schema::conversations::{self as conv, ConversationRecord};
 use crate::schema::{self, SandboxRecord};
 use crate::service::Service;
+use crate::share::Share;
 use crate::status;
 
 /// Conversations whose events are fetched and stored together: bounds the
@@ -46,9 +47,10 @@ struct Target {
 }
 
 impl Service<'_> {
-    pub fn poll(&self) -> Result<CycleSummary> {
+    /// One cycle over the running sandboxes in `share`.
+    pub fn poll(&self, share: &Share) -> Result<CycleSummary> {
         let mut summary = CycleSummary::default();
-        let mut targets = self.targets()?;
+        let mut targets = self.targets(share)?;
         summary.sandboxes = targets.len() as u32;
         let callbacks = self.load_callbacks()?;
         let mut changed: HashSet<String> = HashSet::new();
@@ -103,8 +105,8 @@ impl Service<'_> {
         Ok(summary)
     }
 
-    /// The running sandboxes we know, each with its agent server.
-    fn targets(&self) -> Result<Vec<Target>> {
+    /// The running sandboxes we know in `share`, each with its agent server.
+    fn targets(&self, share: &Share) -> Result<Vec<Target>> {
         let runtimes = self
             .runtime()
             .list()
@@ -118,7 +120,7 @@ impl Service<'_> {
             else {
                 continue;
             };
-            if url.is_empty() || !crate::service::is_valid_id(id) {
+            if url.is_empty() || !crate::service::is_valid_id(id) || !share.holds(id) {
                 continue;
             }
             by_id.insert(

@@ -102,6 +102,12 @@ impl Http for World {
     }
 }
 
+impl Default for World {
+    fn default() -> Self {
+        World::new()
+    }
+}
+
 impl World {
     pub fn new() -> Self {
         World {

@@ -2,33 +2,27 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::ops::Bound as StdBound;
 
+use sandboxd_contract::storage as limits;
+
 use crate::ports::{Bound, Entry, Op, Scan, Store, StoreError};
 
 type Table = BTreeMap<Vec<u8>, Vec<u8>>;
 
-/// The host's largest key and value (`host/src/storage/mod.rs`): larger ones
-/// are refused as `invalid`, here as there.
-const MAX_KEY_BYTES: usize = 1024;
-const MAX_VALUE_BYTES: usize = 1 << 20;
+/// A refusal of the contract's limits, as the host reports one.
+fn invalid(refusal: limits::Refusal) -> StoreError {
+    StoreError::Invalid(refusal)
+}
 
 fn check_key(key: &[u8]) -> Result<(), StoreError> {
-    if key.len() > MAX_KEY_BYTES {
-        return Err(StoreError::Invalid(format!(
-            "key of {} bytes exceeds {MAX_KEY_BYTES}",
-            key.len()
-        )));
-    }
-    Ok(())
+    limits::check_key(key).map_err(invalid)
 }
 
-fn check_bound(bound: &Bound) -> Result<(), StoreError> {
-    match bound {
-        Bound::Unbounded => Ok(()),
-        Bound::Included(k) | Bound::Excluded(k) => check_key(k),
-    }
+fn check_table(table: &str) -> Result<(), StoreError> {
+    limits::check_table(table).map_err(invalid)
 }
 
-/// The storage contract in memory.
+/// The storage contract in memory, refusing what the host refuses (the
+/// limits of `sandboxd_contract::storage`, with the same words).
 #[derive(Default)]
 pub struct MemStore {
     tables: RefCell<BTreeMap<String, Table>>,
@@ -55,6 +49,20 @@ impl MemStore {
             .insert(key.to_vec(), value.to_vec());
     }
 
+    /// Every row of `table` whose key starts with `prefix`, in key order.
+    pub fn rows_with_prefix(&self, table: &str, prefix: &[u8]) -> Vec<Entry> {
+        self.tables
+            .borrow()
+            .get(table)
+            .map(|t| {
+                t.range(prefix.to_vec()..)
+                    .take_while(|(k, _)| k.starts_with(prefix))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Every byte stored, for asserting that no secret is.
     pub fn dump(&self) -> Vec<u8> {
         let mut out = Vec::new();
@@ -68,26 +76,17 @@ impl MemStore {
     }
 }
 
-fn to_std(b: &Bound) -> StdBound<Vec<u8>> {
+fn to_std(b: &Bound) -> StdBound<&[u8]> {
     match b {
         Bound::Unbounded => StdBound::Unbounded,
-        Bound::Included(k) => StdBound::Included(k.clone()),
-        Bound::Excluded(k) => StdBound::Excluded(k.clone()),
-    }
-}
-
-/// Whether a range is non-empty enough for `BTreeMap::range` (which panics on an
-/// inverted one).
-fn ordered(start: &Bound, end: &Bound) -> bool {
-    match (start, end) {
-        (Bound::Included(s), Bound::Included(e)) => s <= e,
-        (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) => s < e,
-        _ => true,
+        Bound::Included(k) => StdBound::Included(k.as_slice()),
+        Bound::Excluded(k) => StdBound::Excluded(k.as_slice()),
     }
 }
 
 impl Store for MemStore {
     fn get(&self, table: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        check_table(table)?;
         check_key(key)?;
         Ok(self.raw_get(table, key))
     }
@@ -97,30 +96,36 @@ impl Store for MemStore {
         table: &'static str,
         keys: &[Vec<u8>],
     ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        check_table(table)?;
+        limits::check_read_count(keys.len()).map_err(invalid)?;
         keys.iter().try_for_each(|k| check_key(k))?;
         Ok(keys.iter().map(|k| self.raw_get(table, k)).collect())
     }
 
     fn scan(&self, scan: Scan) -> Result<Vec<Entry>, StoreError> {
-        check_bound(&scan.start)?;
-        check_bound(&scan.end)?;
+        check_table(scan.table)?;
+        limits::check_bound(to_std(&scan.start)).map_err(invalid)?;
+        limits::check_bound(to_std(&scan.end)).map_err(invalid)?;
         let tables = self.tables.borrow();
         let Some(table) = tables.get(scan.table) else {
             return Ok(Vec::new());
         };
-        if !ordered(&scan.start, &scan.end) {
+        // `BTreeMap::range` panics on an inverted range; the contract answers
+        // nothing for one.
+        if !limits::is_ordered(to_std(&scan.start), to_std(&scan.end)) {
             return Ok(Vec::new());
         }
-        let range = table.range((to_std(&scan.start), to_std(&scan.end)));
+        let limit = (scan.limit as usize).min(limits::MAX_READ);
+        let range = table.range::<[u8], _>((to_std(&scan.start), to_std(&scan.end)));
         let rows: Vec<Entry> = if scan.reverse {
             range
                 .rev()
-                .take(scan.limit as usize)
+                .take(limit)
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         } else {
             range
-                .take(scan.limit as usize)
+                .take(limit)
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect()
         };
@@ -133,21 +138,20 @@ impl Store for MemStore {
             self.fail_commits.set(self.fail_commits.get() - 1);
             return Err(StoreError::Backend("injected failure".into()));
         }
+        limits::check_op_count(ops.len()).map_err(invalid)?;
         for op in &ops {
-            if let Op::Put { value, .. } = op
-                && value.len() > MAX_VALUE_BYTES
-            {
-                return Err(StoreError::Invalid(format!(
-                    "value of {} bytes exceeds {MAX_VALUE_BYTES}",
-                    value.len()
-                )));
-            }
-            match op {
-                Op::Put { key, .. }
-                | Op::Delete { key, .. }
-                | Op::RequireAbsent { key, .. }
-                | Op::RequirePresent { key, .. }
-                | Op::RequireValue { key, .. } => check_key(key)?,
+            let (table, key, value) = match op {
+                Op::Put { table, key, value } | Op::RequireValue { table, key, value } => {
+                    (table, key, Some(value))
+                }
+                Op::Delete { table, key }
+                | Op::RequireAbsent { table, key }
+                | Op::RequirePresent { table, key } => (table, key, None),
+            };
+            check_table(table)?;
+            check_key(key)?;
+            if let Some(value) = value {
+                limits::check_value(value).map_err(invalid)?;
             }
         }
         for (i, op) in ops.iter().enumerate() {

@@ -1,4 +1,4 @@
-//! The load test as a benchmark: the same run as `tests/tests/load.rs`, against
+//! The load test as a benchmark: the same run as `tests/tests/e2e/load.rs`, against
 //! a release build, printing the README's table.
 //!
 //! ```text

@@ -75,7 +75,6 @@ mod options;
 mod query;
 mod recording;
 mod routes;
-mod server;
 mod state;
 mod time;
 
@@ -93,9 +92,9 @@ pub use faults::{Fault, FaultAction};
 pub use options::FakeAgentServerOptions;
 pub use recording::RecordedRequest;
 
+use crate::serve::ServerThread;
 use conversations::{Conversation, as_patch, merge};
 use ids::{dashed, parse_uuid};
-use server::ServerThread;
 use state::{Agent, AgentSlot, Shared, invalid_prefix, lock, normalize_prefix, read, write};
 
 /// A running fake agent server (many agents, one port). Cheap to share by reference
@@ -139,7 +138,16 @@ impl FakeAgentServer {
         let listener = TcpListener::bind(options.addr)?;
         let mut addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(&options));
-        let server = ServerThread::spawn(Arc::clone(&shared), listener, options.worker_threads)?;
+        let serving = Arc::clone(&shared);
+        let server = ServerThread::spawn(
+            "fake-agent",
+            listener,
+            options.worker_threads,
+            move |request| {
+                let shared = Arc::clone(&serving);
+                async move { routes::handle(&shared, request).await }
+            },
+        )?;
         // Listening on 0.0.0.0 still has to give clients an address they can dial.
         if addr.ip().is_unspecified() {
             addr.set_ip(Ipv4Addr::LOCALHOST.into());

@@ -4,8 +4,12 @@
 //! Nothing a client sends can panic here: bad paths, ids, parameters and methods all
 //! get a 4xx answer with `{"detail": …}`, like the FastAPI server the fake stands in
 //! for (422s carry FastAPI's list of errors).
-
-use std::fmt;
+//!
+//! The routes are matched by hand, not by an axum router as in the fake runtime API:
+//! one port serves many agents under prefixes registered while it runs, so the agent
+//! must be found before any route can be, and inside it the session key is checked
+//! before an unknown route is a 404. A router would only see the path after that
+//! work, rewritten for it, and the match below is already one screen.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -23,6 +27,7 @@ use super::faults::Outcome;
 use super::ids::parse_uuid;
 use super::query::{Errors, Query};
 use super::state::{Agent, AgentSlot, Shared, lock};
+use crate::serve::DropConnection;
 
 /// Bodies larger than this are refused with 413. The agent routes the fake serves
 /// take no body; the cap only keeps a runaway client from eating the test machine.
@@ -30,19 +35,6 @@ const MAX_BODY: usize = 1024 * 1024;
 
 /// The header every `/api/*` request must carry.
 const SESSION_KEY_HEADER: &str = "x-session-api-key";
-
-/// Returned by the service to make hyper close the connection without writing any
-/// response: that is how [`FaultAction::Drop`](super::FaultAction::Drop) works.
-#[derive(Debug)]
-pub(crate) struct DropConnection;
-
-impl fmt::Display for DropConnection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("connection dropped by an injected fault")
-    }
-}
-
-impl std::error::Error for DropConnection {}
 
 type Answer = Response<Full<Bytes>>;
 

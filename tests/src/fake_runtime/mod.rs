@@ -1,7 +1,7 @@
 //! A fake of the remote runtime API (contract section 1), for sandboxd's end-to-end
 //! tests and benchmarks.
 //!
-//! It is a real HTTP/1.1 server on 127.0.0.1 (hyper), not a mock: sandboxd talks to it
+//! It is a real HTTP/1.1 server on 127.0.0.1 (hyper and axum), not a mock: sandboxd talks to it
 //! over TCP exactly as it talks to the cluster, so the tests cover its HTTP client,
 //! headers, timeouts and error handling too. On top of the wire API, the handle lets a
 //! test arrange the cluster's state (insert, corrupt or lose runtimes), see what
@@ -32,7 +32,6 @@ mod options;
 mod recording;
 mod routes;
 mod runtime_object;
-mod server;
 mod state;
 
 #[cfg(test)]
@@ -49,7 +48,7 @@ pub use faults::{Fault, FaultAction};
 pub use options::FakeRuntimeOptions;
 pub use recording::RecordedRequest;
 
-use server::ServerThread;
+use crate::serve::ServerThread;
 use state::{Entry, Shared, lock};
 
 /// A running fake runtime API. Cheap to share by reference across threads; every
@@ -89,7 +88,14 @@ impl FakeRuntime {
         let listener = TcpListener::bind(options.addr)?;
         let mut addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(&options));
-        let server = ServerThread::spawn(Arc::clone(&shared), listener, options.worker_threads)?;
+        let router = routes::router(Arc::clone(&shared));
+        let serving = Arc::clone(&shared);
+        let server = ServerThread::spawn(
+            "fake-runtime",
+            listener,
+            options.worker_threads,
+            move |request| routes::handle(Arc::clone(&serving), router.clone(), request),
+        )?;
         // Listening on 0.0.0.0 still has to give clients an address they can dial.
         if addr.ip().is_unspecified() {
             addr.set_ip(Ipv4Addr::LOCALHOST.into());

@@ -1,43 +1,77 @@
 //! One request, from bytes to answer: record, delay, faults, API key, then the route.
 //!
+//! The steps before the route are one hand-written function ([`handle`]) because
+//! they act on every request, whatever its path, and one of them (an injected
+//! `Drop`) must be able to close the connection with no answer at all; the routes
+//! themselves are an axum [`Router`].
+//!
 //! Nothing a client sends can panic here: bad JSON, bad paths and bad methods all get
 //! a 4xx answer with `{"detail": …}`, like the FastAPI service the fake stands in for.
 
-use std::fmt;
+use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{DefaultBodyLimit, Extension, Path, RawQuery, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderValue, Request, Response, StatusCode};
+use axum::routing::{MethodRouter, get, post};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::http::request::Parts;
-use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Map, Value, json};
+use tower::ServiceExt;
 
 use super::faults::Outcome;
 use super::runtime_object::{self, is_stopped};
 use super::state::{Entry, Shared, lock};
+use crate::serve::DropConnection;
 
 /// Bodies larger than this are refused with 413. The runtime API's bodies are a few
 /// kilobytes; the cap only keeps a runaway client from eating the test machine.
 const MAX_BODY: usize = 16 * 1024 * 1024;
 
-/// Returned by the service to make hyper close the connection without writing any
-/// response: that is how [`FaultAction::Drop`](super::FaultAction::Drop) works.
-#[derive(Debug)]
-pub(crate) struct DropConnection;
+type Answer = Response<Body>;
 
-impl fmt::Display for DropConnection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("connection dropped by an injected fault")
-    }
+/// Whether a `GET /sessions/batch` answer gets `null` entries
+/// ([`FaultAction::BatchNullEntries`](super::FaultAction::BatchNullEntries)): the
+/// fault is decided before the route, so [`handle`] hands it on in the request.
+#[derive(Debug, Clone, Copy)]
+struct BatchNulls(bool);
+
+/// The wire API, route by route. Every route answers only its method (405 with a
+/// `detail` otherwise) and any other path is 404, as FastAPI does.
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/start", post(start).fallback(not_allowed))
+        .route("/stop", post(stop).fallback(not_allowed))
+        .route("/pause", post(pause).fallback(not_allowed))
+        .route("/resume", post(resume).fallback(not_allowed))
+        .route("/list", get_only(list))
+        .route("/sessions/batch", get_only(batch))
+        .route("/sessions/{session_id}", get_only(session))
+        .fallback(|| async { detail(StatusCode::NOT_FOUND, "Not Found") })
+        // `handle` already read the body under its own cap (`MAX_BODY`).
+        .layer(DefaultBodyLimit::disable())
+        .with_state(shared)
 }
 
-impl std::error::Error for DropConnection {}
+/// A `GET` route that refuses every other method, `HEAD` included (axum would
+/// otherwise answer `HEAD` with the `GET` handler; FastAPI answers 405).
+fn get_only<H, T>(handler: H) -> MethodRouter<Arc<Shared>>
+where
+    H: axum::handler::Handler<T, Arc<Shared>>,
+    T: 'static,
+{
+    get(handler).head(not_allowed).fallback(not_allowed)
+}
 
-type Answer = Response<Full<Bytes>>;
-
+/// Records the request, applies latency and faults, checks the API key, then hands
+/// the request to `router`. An `Err` closes the connection without an answer.
 pub(crate) async fn handle(
-    shared: &Shared,
+    shared: Arc<Shared>,
+    router: Router,
     request: Request<Incoming>,
 ) -> Result<Answer, DropConnection> {
     let (parts, body) = request.into_parts();
@@ -54,8 +88,7 @@ pub(crate) async fn handle(
     };
     shared.recorder.record(&parts, &body);
 
-    let path = parts.uri.path();
-    let plan = lock(&shared.faults).plan(parts.method.as_str(), path);
+    let plan = lock(&shared.faults).plan(parts.method.as_str(), parts.uri.path());
     let delay = shared.latency().saturating_add(plan.delay);
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -76,7 +109,13 @@ pub(crate) async fn handle(
             "missing or invalid X-API-Key",
         ));
     }
-    Ok(route(shared, &parts, &body, batch_nulls))
+    let mut request = Request::from_parts(parts, Body::from(body));
+    request.extensions_mut().insert(BatchNulls(batch_nulls));
+    // The router's error type is `Infallible`.
+    Ok(router
+        .oneshot(request)
+        .await
+        .unwrap_or_else(|never| match never {}))
 }
 
 fn authorized(parts: &Parts, api_key: &str) -> bool {
@@ -86,34 +125,9 @@ fn authorized(parts: &Parts, api_key: &str) -> bool {
         .is_some_and(|value| value.as_bytes() == api_key.as_bytes())
 }
 
-fn route(shared: &Shared, parts: &Parts, body: &[u8], batch_nulls: bool) -> Answer {
-    let method = &parts.method;
-    let path = parts.uri.path();
-    match path {
-        "/start" | "/stop" | "/pause" | "/resume" if method != Method::POST => not_allowed(),
-        "/list" | "/sessions/batch" if method != Method::GET => not_allowed(),
-        "/start" => start(shared, body),
-        "/stop" => stop(shared, body),
-        "/pause" => pause(shared, body),
-        "/resume" => resume(shared, body),
-        "/list" => list(shared),
-        "/sessions/batch" => batch(shared, parts.uri.query().unwrap_or_default(), batch_nulls),
-        _ => match path.strip_prefix("/sessions/") {
-            Some(id) if !id.is_empty() && !id.contains('/') => {
-                if method != Method::GET {
-                    not_allowed()
-                } else {
-                    session(shared, id)
-                }
-            }
-            _ => detail(StatusCode::NOT_FOUND, "Not Found"),
-        },
-    }
-}
-
 /// `POST /start`: a new runtime for the body's `session_id`.
-fn start(shared: &Shared, body: &[u8]) -> Answer {
-    let request = match serde_json::from_slice::<Value>(body) {
+async fn start(State(shared): State<Arc<Shared>>, body: Bytes) -> Answer {
+    let request = match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(request)) => request,
         Ok(_) => return unprocessable("the body must be a JSON object"),
         Err(error) => return unprocessable(&format!("the body is not valid JSON: {error}")),
@@ -155,8 +169,8 @@ fn start(shared: &Shared, body: &[u8]) -> Answer {
 }
 
 /// `POST /stop`: the runtime is forgotten, or kept as "stopped" with `keep_stopped`.
-fn stop(shared: &Shared, body: &[u8]) -> Answer {
-    let runtime_id = match runtime_id_of(body) {
+async fn stop(State(shared): State<Arc<Shared>>, body: Bytes) -> Answer {
+    let runtime_id = match runtime_id_of(&body) {
         Ok(id) => id,
         Err(message) => return unprocessable(&message),
     };
@@ -176,8 +190,8 @@ fn stop(shared: &Shared, body: &[u8]) -> Answer {
 }
 
 /// `POST /pause`: status "paused". A stopped runtime cannot be paused: 404.
-fn pause(shared: &Shared, body: &[u8]) -> Answer {
-    let runtime_id = match runtime_id_of(body) {
+async fn pause(State(shared): State<Arc<Shared>>, body: Bytes) -> Answer {
+    let runtime_id = match runtime_id_of(&body) {
         Ok(id) => id,
         Err(message) => return unprocessable(&message),
     };
@@ -192,8 +206,8 @@ fn pause(shared: &Shared, body: &[u8]) -> Answer {
 /// `POST /resume`: status "running" and a NEW session API key, as the real service
 /// rotates keys on resume. The answer carries the key unless `resume_returns_key` is
 /// off; the stored object has it either way.
-fn resume(shared: &Shared, body: &[u8]) -> Answer {
-    let runtime_id = match runtime_id_of(body) {
+async fn resume(State(shared): State<Arc<Shared>>, body: Bytes) -> Answer {
+    let runtime_id = match runtime_id_of(&body) {
         Ok(id) => id,
         Err(message) => return unprocessable(&message),
     };
@@ -215,10 +229,14 @@ fn resume(shared: &Shared, body: &[u8]) -> Answer {
     }
 }
 
-/// `GET /sessions/{session_id}`.
-fn session(shared: &Shared, raw_id: &str) -> Answer {
+/// `GET /sessions/{session_id}`. An id whose `%XX` escapes do not decode to UTF-8
+/// names no runtime.
+async fn session(
+    State(shared): State<Arc<Shared>>,
+    session_id: Result<Path<String>, PathRejection>,
+) -> Answer {
     let store = lock(&shared.store);
-    match percent_decode(raw_id).and_then(|id| store.session(&id)) {
+    match session_id.ok().and_then(|Path(id)| store.session(&id)) {
         Some(entry) => json_answer(StatusCode::OK, &entry.object),
         None => detail(StatusCode::NOT_FOUND, "Runtime not found"),
     }
@@ -226,7 +244,12 @@ fn session(shared: &Shared, raw_id: &str) -> Answer {
 
 /// `GET /sessions/batch?ids=a&ids=b`: known runtimes in request order, unknown ids
 /// omitted (or `null` under [`FaultAction::BatchNullEntries`](super::FaultAction)).
-fn batch(shared: &Shared, query: &str, nulls: bool) -> Answer {
+async fn batch(
+    State(shared): State<Arc<Shared>>,
+    Extension(BatchNulls(nulls)): Extension<BatchNulls>,
+    RawQuery(query): RawQuery,
+) -> Answer {
+    let query = query.unwrap_or_default();
     let store = lock(&shared.store);
     let mut list = Vec::new();
     if nulls {
@@ -246,7 +269,7 @@ fn batch(shared: &Shared, query: &str, nulls: bool) -> Answer {
 }
 
 /// `GET /list`: every runtime that is not stopped, in creation order.
-fn list(shared: &Shared) -> Answer {
+async fn list(State(shared): State<Arc<Shared>>) -> Answer {
     let store = lock(&shared.store);
     let runtimes: Vec<&Map<String, Value>> = store
         .iter()
@@ -274,32 +297,6 @@ fn live_runtime(entry: Option<&mut Entry>) -> Option<&mut Entry> {
     entry.filter(|entry| !is_stopped(&entry.object))
 }
 
-/// Decodes `%XX` escapes in a path segment; `None` when they are malformed or not
-/// UTF-8 (such an id names no runtime).
-fn percent_decode(segment: &str) -> Option<String> {
-    if !segment.contains('%') {
-        return Some(segment.to_owned());
-    }
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        if bytes[index] == b'%' {
-            let hex = bytes.get(index + 1..index + 3)?;
-            if !hex.iter().all(u8::is_ascii_hexdigit) {
-                return None;
-            }
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            index += 3;
-        } else {
-            out.push(bytes[index]);
-            index += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 fn runtime_not_found(runtime_id: &str) -> Answer {
     detail(
         StatusCode::NOT_FOUND,
@@ -311,7 +308,7 @@ fn unprocessable(message: &str) -> Answer {
     detail(StatusCode::UNPROCESSABLE_ENTITY, message)
 }
 
-fn not_allowed() -> Answer {
+async fn not_allowed() -> Answer {
     detail(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
 }
 
@@ -331,24 +328,10 @@ fn json_answer(status: StatusCode, value: &impl serde::Serialize) -> Answer {
 }
 
 fn raw(status: StatusCode, body: Bytes) -> Answer {
-    let mut answer = Response::new(Full::new(body));
+    let mut answer = Response::new(Body::from(body));
     *answer.status_mut() = status;
     answer
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     answer
-}
-
-#[cfg(test)]
-mod tests {
-    use super::percent_decode;
-
-    #[test]
-    fn percent_decoding_accepts_escapes_and_refuses_garbage() {
-        assert_eq!(percent_decode("abc").as_deref(), Some("abc"));
-        assert_eq!(percent_decode("a%20b%2Fc").as_deref(), Some("a b/c"));
-        assert_eq!(percent_decode("a%2"), None);
-        assert_eq!(percent_decode("a%+1b"), None);
-        assert_eq!(percent_decode("%ff"), None);
-    }
 }

@@ -23,7 +23,8 @@ const ADOPTED_POLL: Duration = Duration::from_millis(500);
 pub async fn adopt_all(inner: &Arc<Inner>) -> anyhow::Result<usize> {
     let rows = inner
         .store
-        .host_scan(TABLE)
+        .host_scan_all(TABLE)
+        .await
         .map_err(|e| anyhow::anyhow!("cannot read the local runtime's records: {e:?}"))?;
     let mut adopted = 0;
     for (k, v) in rows.iter().map(|e| (&e.key, &e.value)) {

@@ -18,6 +18,7 @@ use crate::local_runtime::{
     Inner, lock,
     process::{self, group_alive},
 };
+use crate::storage::Namespace;
 
 /// How long a stop waits for the group after SIGKILL.
 const KILL_WAIT: Duration = Duration::from_secs(5);
@@ -84,7 +85,7 @@ pub async fn stop(inner: &Inner, sandbox: &Sandbox, forget: bool) {
     }
     if forget {
         lock(&inner.sandboxes).remove(&sandbox.runtime_id);
-        if let Err(e) = inner.store.host_commit(vec![r.delete()]).await {
+        if let Err(e) = inner.store.commit(Namespace::Host, vec![r.delete()]).await {
             tracing::error!(runtime_id = %sandbox.runtime_id, error = ?e, "cannot remove a local sandbox record");
         }
         if let Err(e) = std::fs::remove_dir_all(&r.workdir) {

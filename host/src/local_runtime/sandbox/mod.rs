@@ -15,8 +15,8 @@
 //!   verdict) run one at a time, under its `op` lock.
 //! - Once `stopping` is set, the end of the process is expected: `exited`
 //!   records nothing for it and the probe gives up at its next try; the stop
-//!   records the outcome. (A verdict the probe reached just before a stop began
-//!   waits for the `op` lock and is still recorded after the stop.)
+//!   records the outcome. A verdict the probe reached just before a stop began
+//!   waits for the `op` lock, sees `stopping`, and is dropped.
 //! - When the leader exits, `exited` kills what it left in its group, so a
 //!   sandbox's processes never outlive it.
 
@@ -34,6 +34,7 @@ use serde_json::{Value, json};
 use super::process;
 use super::record::{Record, Status};
 use super::{Inner, lock};
+use crate::storage::Namespace;
 
 pub use adopt::adopt_all;
 pub use control::{pause, resume, stop};
@@ -101,7 +102,11 @@ impl Sandbox {
 }
 
 async fn persist(inner: &Inner, record: &Record) {
-    if let Err(e) = inner.store.host_commit(vec![record.put()]).await {
+    if let Err(e) = inner
+        .store
+        .commit(Namespace::Host, vec![record.put()])
+        .await
+    {
         tracing::error!(runtime_id = %record.runtime_id, error = ?e, "cannot store a local sandbox record");
     }
 }

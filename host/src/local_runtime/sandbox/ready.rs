@@ -4,8 +4,10 @@
 //! as an `error`, with the end of its stderr.
 //!
 //! Invariant: the verdict is recorded under the sandbox's `op` lock, one at a
-//! time with pause, resume and stop; a sandbox that is stopping, gone or already
-//! ready when the probe tries again is left alone. A sandbox paused before it
+//! time with pause, resume and stop, and only if no stop has begun (checked
+//! again once the lock is held, so a verdict reached just before a stop never
+//! stores the record of a sandbox the stop removed); a sandbox that is
+//! stopping, gone or already ready when the probe tries again is left alone. A sandbox paused before it
 //! was ready is not probed (it cannot answer), but its deadline keeps running.
 
 use std::sync::Arc;
@@ -38,6 +40,11 @@ pub(super) async fn probe(inner: Arc<Inner>, sandbox: Arc<Sandbox>) {
         }
         if r.status == Status::Starting && answers(&inner, &spec_probe, r.ports.agent).await {
             let _op = sandbox.op.lock().await;
+            // A stop may have begun (and even removed the record) while the
+            // probe waited for the lock: its verdict must not bring it back.
+            if sandbox.stopping.load(Ordering::SeqCst) {
+                return;
+            }
             sandbox
                 .update(&inner, |r| {
                     r.ready = true;
@@ -51,6 +58,9 @@ pub(super) async fn probe(inner: Arc<Inner>, sandbox: Arc<Sandbox>) {
         }
         if Instant::now() >= deadline {
             let _op = sandbox.op.lock().await;
+            if sandbox.stopping.load(Ordering::SeqCst) {
+                return;
+            }
             let tail = process::stderr_tail(std::path::Path::new(&r.workdir), STDERR_LINES);
             let mut detail = format!("not ready within {}s", inner.config.ready_timeout.as_secs());
             if !tail.is_empty() {

@@ -7,6 +7,7 @@ use crate::model::Status;
 use crate::ports::HttpError;
 use crate::schema::{self, Phase, SandboxRecord};
 use crate::session_key;
+use crate::share::Share;
 use crate::testing::{Fault, World};
 
 fn record(w: &World, id: &str) -> Option<SandboxRecord> {

@@ -10,7 +10,7 @@ fn an_orphan_runtime_is_stopped_and_recorded_sandboxes_are_left_alone() {
     let w = World::new();
     let kept = start(&w, Some("alice"));
     w.runtime.insert("stray", "running");
-    let summary = ok(w.admin().reconcile(OrphanPolicy::Stop, 0));
+    let summary = ok(w.admin().reconcile(OrphanPolicy::Stop, 0, &Share::all()));
     assert_eq!(
         (
             summary.runtimes,
@@ -30,14 +30,14 @@ fn an_orphan_runtime_is_stopped_and_recorded_sandboxes_are_left_alone() {
 fn an_orphan_can_be_adopted_for_admins_or_kept() {
     let w = World::new();
     w.runtime.insert("stray", "running");
-    let summary = ok(w.admin().reconcile(OrphanPolicy::Keep, 0));
+    let summary = ok(w.admin().reconcile(OrphanPolicy::Keep, 0, &Share::all()));
     assert_eq!(
         (summary.orphans, summary.stopped, summary.adopted),
         (1, 0, 0)
     );
     assert!(record(&w, "stray").is_none());
 
-    let summary = ok(w.admin().reconcile(OrphanPolicy::Adopt, 0));
+    let summary = ok(w.admin().reconcile(OrphanPolicy::Adopt, 0, &Share::all()));
     assert_eq!(summary.adopted, 1);
     let adopted = record(&w, "stray").unwrap_or_else(|| panic!("not adopted"));
     assert_eq!(adopted.created_by_user_id, None);
@@ -47,7 +47,10 @@ fn an_orphan_can_be_adopted_for_admins_or_kept() {
     assert!(matches!(w.alice().get("stray"), Err(Error::NotFound(_))));
     assert_eq!(ok(w.admin().get("stray")).status, Status::Running);
     // Nothing left to do the second time.
-    assert_eq!(ok(w.admin().reconcile(OrphanPolicy::Adopt, 0)).orphans, 0);
+    assert_eq!(
+        ok(w.admin().reconcile(OrphanPolicy::Adopt, 0, &Share::all())).orphans,
+        0
+    );
 }
 
 /// A record left in phase `starting`, as a crash between the record and the
@@ -74,7 +77,9 @@ fn a_start_left_half_way_is_completed_if_the_runtime_exists_and_removed_if_not()
     half_way(&w, "reached");
     w.runtime.insert("reached", "running");
     half_way(&w, "lost");
-    let summary = ok(w.admin().reconcile(OrphanPolicy::Stop, FOREVER));
+    let summary = ok(w
+        .admin()
+        .reconcile(OrphanPolicy::Stop, FOREVER, &Share::all()));
     assert_eq!(
         (summary.completed, summary.removed, summary.orphans),
         (1, 1, 0)
@@ -92,7 +97,7 @@ fn a_start_that_may_still_be_running_is_not_touched() {
     let w = World::new();
     half_way(&w, "in-flight");
     // Its start began after the threshold: its call may still be running.
-    let summary = ok(w.admin().reconcile(OrphanPolicy::Stop, 0));
+    let summary = ok(w.admin().reconcile(OrphanPolicy::Stop, 0, &Share::all()));
     assert_eq!((summary.completed, summary.removed), (0, 0));
     assert!(record(&w, "in-flight").is_some());
 }
@@ -103,12 +108,17 @@ fn an_unknown_outcome_is_left_for_the_next_pass_and_a_failed_list_fails_the_pass
     half_way(&w, "unknown");
     w.runtime
         .fault_times("GET /sessions/unknown", Fault::Status(503, "busy"), 3);
-    let summary = ok(w.admin().reconcile(OrphanPolicy::Stop, FOREVER));
+    let summary = ok(w
+        .admin()
+        .reconcile(OrphanPolicy::Stop, FOREVER, &Share::all()));
     assert_eq!(summary.failures.len(), 1, "{summary:?}");
     assert!(record(&w, "unknown").is_some());
 
     w.runtime.fault("GET /list", Fault::Status(500, "down"));
-    let err = w.admin().reconcile(OrphanPolicy::Stop, FOREVER).err();
+    let err = w
+        .admin()
+        .reconcile(OrphanPolicy::Stop, FOREVER, &Share::all())
+        .err();
     assert!(
         matches!(&err, Some(Error::Upstream(m)) if m.contains("GET /list") && m.contains("500")),
         "{err:?}"
@@ -119,7 +129,7 @@ fn an_unknown_outcome_is_left_for_the_next_pass_and_a_failed_list_fails_the_pass
 fn users_cannot_reconcile() {
     let w = World::new();
     assert!(matches!(
-        w.alice().reconcile(OrphanPolicy::Stop, 0),
+        w.alice().reconcile(OrphanPolicy::Stop, 0, &Share::all()),
         Err(Error::Unauthorized(_))
     ));
 }
@@ -133,7 +143,7 @@ fn a_pass_counts_the_stored_sandboxes_by_status() {
     let gone = start(&w, Some("bob"));
     w.runtime.set_status(&gone, "stopped");
     w.runtime.insert("stray", "running");
-    let summary = ok(w.admin().reconcile(OrphanPolicy::Adopt, 0));
+    let summary = ok(w.admin().reconcile(OrphanPolicy::Adopt, 0, &Share::all()));
     let s = &summary.statuses;
     assert_eq!(
         (s.starting, s.running, s.paused, s.error, s.missing),

@@ -25,7 +25,7 @@ fn callbacks_receive_new_events_once_signed_and_retried() {
     ok(w.admin().ingest_events(&key, CONV_A, batch.as_bytes()));
     ok(w.admin().ingest_events(&key, CONV_A, batch.as_bytes()));
 
-    let summary = ok(w.admin().deliver_due());
+    let summary = ok(w.admin().deliver_due(&Share::all()));
     assert_eq!(
         (summary.attempted, summary.delivered),
         (3, 3),
@@ -55,7 +55,11 @@ fn callbacks_receive_new_events_once_signed_and_retried() {
             .headers
             .contains(&("x-sandboxd-conversation-id".into(), CONV_A.into()))
     );
-    assert_eq!(ok(w.admin().deliver_due()).attempted, 0, "delivered once");
+    assert_eq!(
+        ok(w.admin().deliver_due(&Share::all())).attempted,
+        0,
+        "delivered once"
+    );
     let (log, _) = ok(w.alice().callback_deliveries(&all.id, None, 100));
     assert_eq!(log.len(), 2);
     assert!(
@@ -76,7 +80,7 @@ fn callbacks_receive_new_events_once_signed_and_retried() {
             .to_string()
             .as_bytes(),
     ));
-    let first = ok(w.admin().deliver_due());
+    let first = ok(w.admin().deliver_due(&Share::all()));
     assert_eq!((first.attempted, first.delivered), (2, 0));
     assert!(
         first
@@ -84,17 +88,21 @@ fn callbacks_receive_new_events_once_signed_and_retried() {
             .is_some_and(|ms| (400..=1600).contains(&ms)),
         "{first:?}"
     );
-    assert_eq!(ok(w.admin().deliver_due()).attempted, 0, "not due yet");
+    assert_eq!(
+        ok(w.admin().deliver_due(&Share::all())).attempted,
+        0,
+        "not due yet"
+    );
     for _ in 0..20 {
         w.env.advance_secs(400);
-        ok(w.admin().deliver_due());
+        ok(w.admin().deliver_due(&Share::all()));
     }
     let (log, _) = ok(w.alice().callback_deliveries(&actions.id, None, 100));
     assert_eq!(log.iter().filter(|a| a.event_id == "e3").count(), 10);
     assert_eq!(log[0].state, "failed");
     assert!(log[0].error.as_deref().unwrap_or_default().contains("503"));
     assert_eq!(
-        ok(w.admin().deliver_due()).next_due_ms,
+        ok(w.admin().deliver_due(&Share::all())).next_due_ms,
         None,
         "nothing left pending"
     );
@@ -115,7 +123,7 @@ fn deleting_a_callback_drops_what_it_was_owed() {
             .as_bytes(),
     ));
     ok(w.admin().delete_callback(&cb.id));
-    assert_eq!(ok(w.admin().deliver_due()).attempted, 0);
+    assert_eq!(ok(w.admin().deliver_due(&Share::all())).attempted, 0);
     assert!(w.hooks.borrow().is_empty());
     assert!(matches!(
         w.admin().get_callback(&cb.id),
@@ -177,4 +185,77 @@ fn callback_ids_come_from_the_host_and_are_unique() {
             "{bad}"
         );
     }
+}
+
+/// Every stored delivery, as stored.
+fn deliveries(w: &World) -> Vec<crate::schema::callbacks::DeliveryRecord> {
+    w.store
+        .rows_with_prefix(crate::schema::callbacks::DELIVERIES, b"")
+        .iter()
+        .map(|(_, v)| ok(crate::schema::callbacks::DeliveryRecord::decode(v)))
+        .collect()
+}
+
+#[test]
+fn a_claimed_delivery_is_sent_once_and_again_only_after_its_claim_runs_out() {
+    let w = World::new();
+    let (_, _, key) = sandbox_with_agent(&w, None);
+    ok(w.admin()
+        .create_callback("cb-claims", &format!("{HOOKS_URL}/x"), None, None));
+    ok(w.admin().ingest_events(
+        &key,
+        CONV_A,
+        json!([event("e1", "2026-11-26T07:00:01", "M")])
+            .to_string()
+            .as_bytes(),
+    ));
+    let owed = deliveries(&w);
+    assert_eq!(owed.len(), 1);
+    // Host A claims it, then dies before sending (its claim stays).
+    let now = crate::ports::Env::now_micros(&w.env);
+    assert_eq!(ok(w.admin().claim(owed.clone(), now)).len(), 1);
+    // The same claim by host B, from what it read before A's, loses.
+    assert!(ok(w.admin().claim(owed, now)).is_empty());
+    // Host B finds nothing to send while the claim holds.
+    assert_eq!(ok(w.admin().deliver_due(&Share::all())).attempted, 0);
+    assert!(w.hooks.borrow().is_empty());
+    // Once it runs out, B sends it: the one case of a second sending.
+    w.env.advance_secs(61);
+    assert_eq!(ok(w.admin().deliver_due(&Share::all())).delivered, 1);
+    assert_eq!(w.hooks.borrow().len(), 1);
+    assert!(deliveries(&w).is_empty());
+}
+
+#[test]
+fn hosts_with_disjoint_shares_send_each_delivery_once_between_them() {
+    let w = World::new();
+    let (_, _, key) = sandbox_with_agent(&w, None);
+    ok(w.admin()
+        .create_callback("cb-shares", &format!("{HOOKS_URL}/x"), None, None));
+    let batch: Vec<Value> = (0..40)
+        .map(|i| event(&format!("e{i:02}"), "2026-11-26T07:00:01", "M"))
+        .collect();
+    ok(w.admin()
+        .ingest_events(&key, CONV_A, json!(batch).to_string().as_bytes()));
+    assert_eq!(deliveries(&w).len(), 40);
+    let a = Share::new(4, &[0, 3]);
+    let b = Share::new(4, &[1, 2]);
+    let sent_a = ok(w.admin().deliver_due(&a)).delivered;
+    let sent_b = ok(w.admin().deliver_due(&b)).delivered;
+    assert!(sent_a > 0 && sent_b > 0, "{sent_a} + {sent_b}");
+    assert_eq!(sent_a + sent_b, 40);
+    let mut ids: Vec<String> = w
+        .hooks
+        .borrow()
+        .iter()
+        .filter_map(|r| {
+            r.headers
+                .iter()
+                .find(|(k, _)| k == "x-sandboxd-delivery-id")
+                .map(|(_, v)| v.clone())
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 40, "every delivery once");
 }

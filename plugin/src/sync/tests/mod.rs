@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 use crate::conversations::EventQuery;
 use crate::error::Error;
 use crate::ports::{Credential, HttpError};
+use crate::share::Share;
 use crate::testing::{HOOKS_URL, World};
 
 const CONV_A: &str = "aaaaaaaa-0000-4000-8000-000000000001";

@@ -25,7 +25,7 @@ fn a_poll_stores_every_conversation_and_event_once() {
         event("e2", "2026-11-26T07:00:02.000000", "ActionEvent"),
     );
 
-    let summary = ok(w.admin().poll());
+    let summary = ok(w.admin().poll(&Share::all()));
     assert_eq!(
         (summary.sandboxes, summary.conversations, summary.new_events),
         (1, 2, 3)
@@ -49,7 +49,7 @@ fn a_poll_stores_every_conversation_and_event_once() {
 
     // Nothing new: one search per sandbox and one event request per conversation.
     w.agents.requests.borrow_mut().clear();
-    let summary = ok(w.admin().poll());
+    let summary = ok(w.admin().poll(&Share::all()));
     assert_eq!(summary.new_events, 0);
     assert!(summary.changed_conversations.is_empty());
     assert_eq!(summary.requests, 3);
@@ -80,7 +80,7 @@ fn later_events_are_added_and_repeats_dropped() {
         CONV_A,
         event("e1", "2026-11-26T07:00:01", "MessageEvent"),
     );
-    ok(w.admin().poll());
+    ok(w.admin().poll(&Share::all()));
     w.agents.add_event(
         &url,
         CONV_A,
@@ -91,7 +91,7 @@ fn later_events_are_added_and_repeats_dropped() {
         CONV_A,
         event("e2", "2026-11-26T07:00:02", "MessageEvent"),
     );
-    let summary = ok(w.admin().poll());
+    let summary = ok(w.admin().poll(&Share::all()));
     assert_eq!(
         summary.new_events, 2,
         "a late event inside the margin is not lost"
@@ -122,7 +122,7 @@ fn state_update_events_move_the_status_forward_only() {
             "key": "stats", "value": {"tokens": 42}
         }),
     );
-    ok(w.admin().poll());
+    ok(w.admin().poll(&Share::all()));
     let c = conversation(&w, None, CONV_A);
     assert_eq!(
         c["execution_status"], "finished",
@@ -134,7 +134,7 @@ fn state_update_events_move_the_status_forward_only() {
         .set_conversation_field(&url, CONV_A, "updated_at", json!("2026-11-26T09:00:00Z"));
     w.agents
         .set_conversation_field(&url, CONV_A, "execution_status", json!("running"));
-    ok(w.admin().poll());
+    ok(w.admin().poll(&Share::all()));
     assert_eq!(
         conversation(&w, None, CONV_A)["execution_status"],
         "running"
@@ -158,7 +158,7 @@ fn a_failing_agent_server_is_named_and_the_others_go_on() {
         .down
         .borrow_mut()
         .insert(dead_url.clone(), HttpError::Timeout);
-    let summary = ok(w.admin().poll());
+    let summary = ok(w.admin().poll(&Share::all()));
     assert_eq!(summary.sandboxes, 3);
     assert_eq!(summary.new_events, 1);
     assert_eq!(summary.failures.len(), 2, "{:?}", summary.failures);
@@ -186,7 +186,7 @@ fn only_running_sandboxes_we_know_are_polled() {
     w.agents.add_conversation(&paused_url, CONV_A, "idle");
     ok(w.admin().pause(&paused));
     w.runtime.insert("not-ours", "running");
-    let summary = ok(w.admin().poll());
+    let summary = ok(w.admin().poll(&Share::all()));
     assert_eq!(summary.sandboxes, 0);
     assert_eq!(w.agents.count(&paused_url, "/api/"), 0);
 }

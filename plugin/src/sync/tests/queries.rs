@@ -181,16 +181,6 @@ fn event_search_pages_filters_and_sorts_like_the_agent_server() {
         },
     );
     assert_eq!(window, ["e03", "e04", "e05"]);
-    let (after, _) = event_ids(
-        &w,
-        None,
-        CONV_A,
-        EventQuery {
-            after_event_id: Some("e22".into()),
-            ..Default::default()
-        },
-    );
-    assert_eq!(after, ["e23", "e24"]);
     let bad = w.admin().search_events(
         CONV_A,
         &EventQuery {
@@ -230,8 +220,8 @@ fn a_stream_starts_after_the_newest_event_or_where_the_client_left_off() {
     let fresh = ok(w.alice().stream_start(CONV_A, None));
     assert_eq!(
         fresh.after_event_id.as_deref(),
-        Some("e2"),
-        "the newest by time"
+        Some("e1"),
+        "the last stored, whatever its timestamp"
     );
     let resumed = ok(w.alice().stream_start(CONV_A, Some(" e1 ")));
     assert_eq!(resumed.after_event_id.as_deref(), Some("e1"));
@@ -252,4 +242,46 @@ fn a_sandbox_filter_that_cannot_be_a_sandbox_id_lists_nothing() {
         .alice()
         .search_conversations(Some(&long), Some(&"0".repeat(4096)), 100));
     assert!(page.items.is_empty() && page.next_page_id.is_none());
+}
+
+#[test]
+fn a_stream_follows_the_order_events_were_stored_not_their_timestamps() {
+    let w = World::new();
+    let (_, _, key) = sandbox_with_agent(&w, Some("alice"));
+    let store = |batch: Value| {
+        ok(w.admin()
+            .ingest_events(&key, CONV_A, batch.to_string().as_bytes()));
+    };
+    store(json!([
+        event("b", "2026-11-26T07:00:05", "M"),
+        event("a", "2026-11-26T07:00:04", "M")
+    ]));
+    let start = ok(w.alice().stream_start(CONV_A, None));
+    assert_eq!(
+        start.after_event_id.as_deref(),
+        Some("a"),
+        "the last stored, not the newest"
+    );
+    // Stored later with an older timestamp: still the next thing a stream sends.
+    store(json!([
+        event("old", "2026-11-26T06:00:00", "M"),
+        event("a", "2026-11-26T07:00:04", "M")
+    ]));
+    store(json!([event("new", "2026-11-26T08:00:00", "M")]));
+    let ids = |after: Option<&str>| ok(w.alice().stream_events(CONV_A, after, 100)).ids;
+    assert_eq!(ids(start.after_event_id.as_deref()), ["old", "new"]);
+    assert_eq!(
+        ids(None),
+        ["b", "a", "old", "new"],
+        "every event once, as stored"
+    );
+    assert_eq!(ids(Some("old")), ["new"]);
+    assert!(ids(Some("new")).is_empty());
+    let two = ok(w.alice().stream_events(CONV_A, None, 2));
+    assert_eq!(two.ids, ["b", "a"]);
+    assert_eq!(two.items.len(), 2);
+    assert!(matches!(
+        w.bob().stream_events(CONV_A, None, 10),
+        Err(Error::NotFound(_))
+    ));
 }

@@ -40,7 +40,7 @@ fn webhooks_and_polls_store_each_event_once() {
         CONV_A,
         event("e3", "2026-11-26T07:00:03", "MessageEvent"),
     );
-    assert_eq!(ok(w.admin().poll()).new_events, 1);
+    assert_eq!(ok(w.admin().poll(&Share::all())).new_events, 1);
     let c = conversation(&w, Some("alice"), CONV_A);
     assert_eq!(
         (c["event_count"].clone(), c["title"].clone()),
@@ -161,7 +161,7 @@ fn an_event_too_large_to_store_is_refused_by_a_webhook_and_skipped_by_a_poll() {
         CONV_B,
         event("e2", "2026-11-26T07:00:03", "MessageEvent"),
     );
-    let summary = ok(w.admin().poll());
+    let summary = ok(w.admin().poll(&Share::all()));
     assert!(summary.failures.is_empty(), "{:?}", summary.failures);
     assert_eq!(summary.new_events, 1);
 }

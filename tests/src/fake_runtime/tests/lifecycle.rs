@@ -227,3 +227,46 @@ async fn requests_without_the_right_key_are_refused_and_recorded() {
     assert_eq!(requests[1].header("X-API-Key"), Some("wrong"));
     assert_eq!(Api::new(&fake).get("/sessions/sb-1").await.0, 200);
 }
+
+/// What the routes do that a router might do differently from FastAPI: `HEAD` on a
+/// `GET` route is a 405, an id that does not decode names no runtime, and a body the
+/// size cap allows is read whole (the router adds no lower cap of its own).
+#[tokio::test]
+async fn routes_answer_like_fastapi_at_their_edges() {
+    let fake = FakeRuntime::start();
+    let api = Api::new(&fake);
+    fake.insert_runtime("sb-1", "running");
+
+    for path in ["/list", "/sessions/sb-1", "/sessions/batch"] {
+        let (status, answer) = api
+            .send(reqwest::Method::HEAD, path, None)
+            .await
+            .unwrap_or_else(|e| panic!("HEAD {path} reaches the fake: {e}"));
+        assert_eq!(status, 405, "HEAD {path}: {answer}");
+    }
+    let (status, answer) = api
+        .send(reqwest::Method::DELETE, "/start", None)
+        .await
+        .unwrap_or_else(|e| panic!("DELETE /start reaches the fake: {e}"));
+    assert_eq!(status, 405, "{answer}");
+    assert_eq!(answer["detail"], "Method Not Allowed");
+
+    let (status, answer) = api.get("/sessions/%ff").await;
+    assert_eq!(status, 404, "{answer}");
+    assert_eq!(answer["detail"], "Runtime not found");
+    let (status, answer) = api.get("/sessions/sb-1/").await;
+    assert_eq!(status, 404, "{answer}");
+    assert_eq!(answer["detail"], "Not Found");
+
+    // 3 MiB: over axum's default limit of 2 MiB, well under the fake's 16 MiB.
+    let mut body = start_body("sb-big");
+    body["padding"] = json!("x".repeat(3 * 1024 * 1024));
+    let (status, answer) = api.post("/start", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["session_id"], "sb-big");
+    let stored = fake.start_request("sb-big").expect("the start was stored");
+    assert_eq!(
+        stored["padding"].as_str().map(str::len),
+        Some(3 * 1024 * 1024)
+    );
+}
