@@ -40,8 +40,9 @@ async function main(argv) {
   const sd = await createSandboxd({
     plugin: values.plugin ?? config.plugin.path,
     runtime: config.runtime,
-    webUrl: config.webUrl,
+    webUrl: config.callbackUrl,
     specs: config.specs,
+    http: config.http,
     sync: config.sync,
     storage: new SqliteStore(join(dataDir, 'sandboxd-node.sqlite')),
     hostKey: HostKey.open(dataDir),

@@ -73,9 +73,14 @@ export interface JsonPage {
   nextPageId?: string;
 }
 
+/**
+ * A search of one conversation's events, in timestamp order (the agent
+ * server's `events/search` parameters). Since contract 0.4.0 it has no
+ * `afterEventId` (passing one is a `TypeError`): what a stream sends after an
+ * event is `streamEvents`, in arrival order.
+ */
 export interface EventQuery {
   pageId?: string;
-  afterEventId?: string;
   /** 1 to 100 (default 100). */
   limit?: number;
   kind?: string;
@@ -83,6 +88,22 @@ export interface EventQuery {
   timestampLt?: string;
   descending?: boolean;
 }
+
+/**
+ * The part of the background work one host takes care of when several share
+ * one store (wit/types.wit `share`): a sandbox's bucket is FNV-1a 64 of its id
+ * modulo `of`, a delivery's the same of its delivery id; a background call acts
+ * only on the buckets listed. A lone host passes `LONE_SHARE`.
+ */
+export interface Share {
+  /** 1 to 65535. */
+  of: number;
+  /** Each below `of`. */
+  buckets: number[];
+}
+
+/** Every bucket, as one bucket of one: what a host that shares its store with no other passes (the default). */
+export const LONE_SHARE: Readonly<Share>;
 
 export interface StreamPosition {
   conversationId: string;
@@ -337,7 +358,8 @@ export interface ScopedApi {
     resume(id: string): Promise<void>;
     delete(id: string): Promise<void>;
     getBySessionKey(sessionApiKey: string): Promise<SandboxInfo | undefined>;
-    reconcile(orphans: OrphanPolicy, stuckBeforeUs: bigint | number): Promise<ReconcileSummary>;
+    /** Only runtimes and records in `share` (default `LONE_SHARE`) are repaired. */
+    reconcile(orphans: OrphanPolicy, stuckBeforeUs: bigint | number, share?: Share): Promise<ReconcileSummary>;
   };
   specs: {
     search(pageId?: string, limit?: number): Promise<SpecPage>;
@@ -351,6 +373,13 @@ export interface ScopedApi {
     search(sandboxId?: string, pageId?: string, limit?: number): Promise<JsonPage>;
     get(id: string): Promise<string>;
     searchEvents(conversationId: string, query: EventQuery): Promise<JsonPage>;
+    /**
+     * Events stored after `afterEventId` (none, or an unknown one: from the
+     * first), at most `limit` (1 to 100, default 100), in the order they were
+     * stored, which is not their timestamps' order: what an event stream sends,
+     * so that an event that arrives late with an older timestamp is not passed over.
+     */
+    streamEvents(conversationId: string, afterEventId?: string, limit?: number): Promise<JsonPage>;
     streamStart(conversationId: string, lastEventId?: string): Promise<StreamPosition>;
   };
   callbacks: {
@@ -377,12 +406,12 @@ export class Sandboxd {
   readonly limits: Required<NonNullable<SandboxdOptions['limits']>> & Record<string, number>;
   /** `{ user }` sees only that user's sandboxes; `{}` (an admin) sees all. */
   as(caller?: { user?: string }): ScopedApi;
-  /** One poll cycle (background limits). */
-  poll(): Promise<CycleSummary>;
-  /** Send the callback deliveries that are due (background limits). */
-  deliverDue(): Promise<DeliverySummary>;
-  /** Repair the store against the runtime's `/list` (background limits). */
-  reconcile(orphans: OrphanPolicy, stuckBeforeUs: bigint | number): Promise<ReconcileSummary>;
+  /** One poll cycle over the running sandboxes in `share` (default `LONE_SHARE`; background limits). */
+  poll(share?: Share): Promise<CycleSummary>;
+  /** Send the callback deliveries in `share` that are due (default `LONE_SHARE`; background limits). */
+  deliverDue(share?: Share): Promise<DeliverySummary>;
+  /** Repair the store against the runtime's `/list`, for what is in `share` (default `LONE_SHARE`; background limits). */
+  reconcile(orphans: OrphanPolicy, stuckBeforeUs: bigint | number, share?: Share): Promise<ReconcileSummary>;
   info(): Promise<PluginInfo>;
   close(): Promise<void>;
 }

@@ -29,6 +29,28 @@ import { StorageError } from './storage/limits.js';
 
 export { MemoryStore, SqliteStore, StorageError, nodeTransport, HttpFailure, HostKey, Logger, PluginError, CallError, CONTRACT_VERSION, defaultPluginPath };
 
+/**
+ * The part of the background work (`types.share`) of a host that shares its
+ * store with no other: every bucket, as one bucket of one. What the Rust host
+ * passes when it is not one of several replicas (`host/src/cluster/`), and
+ * what `poll`, `deliverDue` and `reconcile` pass unless told otherwise.
+ */
+export const LONE_SHARE = Object.freeze({ of: 1, buckets: Object.freeze([0]) });
+
+/** A share as the plugin takes it: `of` 1 to 65535, buckets below `of`. */
+function checkShare(share) {
+  const ok =
+    share !== null &&
+    typeof share === 'object' &&
+    Number.isInteger(share.of) &&
+    share.of >= 1 &&
+    share.of <= 0xffff &&
+    Array.isArray(share.buckets) &&
+    share.buckets.every((b) => Number.isInteger(b) && b >= 0 && b < share.of);
+  if (!ok) throw new TypeError('a share is { of: 1..65535, buckets: [whole numbers below of] }');
+  return { of: share.of, buckets: [...share.buckets] };
+}
+
 /** Defaults, each the Rust host's (see `host/src/config/`). */
 const DEFAULTS = {
   callTimeoutMs: 90_000,
@@ -150,7 +172,10 @@ export class Sandboxd {
         resume: (id) => c((p) => p.sandboxes.resume(id)),
         delete: (id) => c((p) => p.sandboxes.delete(id)),
         getBySessionKey: (key) => c((p) => p.sandboxes.getBySessionKey(key)),
-        reconcile: (orphans, stuckBeforeUs) => c((p) => p.sandboxes.reconcile(orphans, BigInt(stuckBeforeUs))),
+        reconcile: async (orphans, stuckBeforeUs, share = LONE_SHARE) => {
+          const s = checkShare(share);
+          return c((p) => p.sandboxes.reconcile(orphans, BigInt(stuckBeforeUs), s));
+        },
       },
       specs: {
         search: (pageId, limit = 100) => c((p) => p.specs.search(pageId ?? undefined, limit)),
@@ -163,8 +188,12 @@ export class Sandboxd {
       conversations: {
         search: (sandboxId, pageId, limit = 100) => c((p) => p.conversations.search(sandboxId ?? undefined, pageId ?? undefined, limit)),
         get: (id) => c((p) => p.conversations.get(id)),
-        searchEvents: (conversationId, query) =>
-          c((p) => p.conversations.searchEvents(conversationId, { limit: 100, descending: false, ...query })),
+        searchEvents: async (conversationId, query) => {
+          const q = eventQuery(query);
+          return c((p) => p.conversations.searchEvents(conversationId, q));
+        },
+        streamEvents: (conversationId, afterEventId, limit = 100) =>
+          c((p) => p.conversations.streamEvents(conversationId, afterEventId ?? undefined, limit)),
         streamStart: (conversationId, lastEventId) => c((p) => p.conversations.streamStart(conversationId, lastEventId ?? undefined)),
       },
       callbacks: {
@@ -203,19 +232,22 @@ export class Sandboxd {
     };
   }
 
-  /** One poll cycle over every running sandbox, with the background limits. */
-  poll() {
-    return this.call(this.parts.background, undefined, (p) => p.sync.poll());
+  /** One poll cycle over every running sandbox in `share`, with the background limits. */
+  async poll(share = LONE_SHARE) {
+    const s = checkShare(share);
+    return this.call(this.parts.background, undefined, (p) => p.sync.poll(s));
   }
 
-  /** Send every callback delivery that is due, with the background limits. */
-  deliverDue() {
-    return this.call(this.parts.background, undefined, (p) => p.callbacks.deliverDue());
+  /** Send every callback delivery in `share` that is due, with the background limits. */
+  async deliverDue(share = LONE_SHARE) {
+    const s = checkShare(share);
+    return this.call(this.parts.background, undefined, (p) => p.callbacks.deliverDue(s));
   }
 
-  /** Compare the runtime API's `/list` with the store and repair, with the background limits. */
-  reconcile(orphans, stuckBeforeUs) {
-    return this.call(this.parts.background, undefined, (p) => p.sandboxes.reconcile(orphans, BigInt(stuckBeforeUs)));
+  /** Compare the runtime API's `/list` with the store and repair what is in `share`, with the background limits. */
+  async reconcile(orphans, stuckBeforeUs, share = LONE_SHARE) {
+    const s = checkShare(share);
+    return this.call(this.parts.background, undefined, (p) => p.sandboxes.reconcile(orphans, BigInt(stuckBeforeUs), s));
   }
 
   /** The plugin's `info`. */
@@ -227,6 +259,22 @@ export class Sandboxd {
     this.parts.http.transport.close?.();
     await this.parts.store.close();
   }
+}
+
+/** An `event-query` record: the contract's fields only, with their defaults. */
+function eventQuery(q = {}) {
+  if (q.afterEventId !== undefined) {
+    // Contract 0.4.0 took it out of `event-query`: a stream follows arrival order, not timestamps.
+    throw new TypeError('searchEvents has no afterEventId since contract 0.4.0; use conversations.streamEvents(conversationId, afterEventId, limit)');
+  }
+  return {
+    pageId: q.pageId ?? undefined,
+    limit: q.limit ?? 100,
+    kind: q.kind ?? undefined,
+    timestampGte: q.timestampGte ?? undefined,
+    timestampLt: q.timestampLt ?? undefined,
+    descending: q.descending ?? false,
+  };
 }
 
 function toBytes(body) {

@@ -40,6 +40,32 @@ test('defaults are the Rust host’s', () => {
   assert.equal(load('web_url = "https://app.example/"').polls, false);
   assert.equal(load('web_url = "https://app.example/"').webUrl, 'https://app.example');
   assert.equal(load('web_url = "http://localhost:3000"').polls, true);
+  assert.deepEqual(c.http, { timeoutMs: 30_000, connectTimeoutMs: 5_000, maxResponseBytes: 16 << 20 });
+});
+
+test('one sync plan: whether sandboxes are told to call back, and whether they are polled (the Rust host’s SyncPlan)', () => {
+  const plan = (mode, url) => {
+    const c = load(`${url ? `web_url = "${url}"\n` : ''}[sync]\nmode = "${mode}"`);
+    return [c.callbackUrl, c.polls];
+  };
+  const pub = 'https://app.example';
+  const local = 'http://localhost:3000';
+  assert.deepEqual(plan('auto', undefined), [undefined, true]);
+  assert.deepEqual(plan('auto', pub), [pub, false]);
+  assert.deepEqual(plan('auto', local), [local, true]);
+  assert.deepEqual(plan('poll', pub), [undefined, true], 'polled sandboxes are not told to call back');
+  assert.deepEqual(plan('webhook', pub), [pub, false]);
+  assert.deepEqual(plan('webhook', undefined), [undefined, false]);
+});
+
+test('[http] as the Rust host reads it', () => {
+  const c = load('[http]\ntimeout = 0.5\nconnect_timeout = 2\nmax_response_mb = 1');
+  assert.deepEqual(c.http, { timeoutMs: 500, connectTimeoutMs: 2_000, maxResponseBytes: 1 << 20 });
+  assert.deepEqual(problems('[http]\ntimeout = 0\nmax_response_mb = 2000\nretries = 3'), [
+    'http.retries: unknown key',
+    'http.timeout: 0 is out of range; use a number of seconds from 0.001 up to 86400',
+    'http.max_response_mb: 2000 is out of range; use 1 to 1024',
+  ]);
 });
 
 test('the environment overrides the file, and empty SANDBOXD_WEB_URL unsets it', () => {
@@ -94,13 +120,13 @@ test('keys this host does not support are refused by name, not ignored', () => {
     [
       'store_cache_mb = 64',
       'color = "blue"',
+      'database_url = "postgres://sandboxd:pw-not-shown@db:5432/sandboxd"',
+      'host_key = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"',
       '[runtime]',
       'api_url = "http://127.0.0.1:1"',
       'api_key = "k"',
       '[plugin]',
       'watch = true',
-      '[http]',
-      'timeout = 3',
       '[local_runtime]',
       'isolation = "bwrap"',
       '[[specs]]',
@@ -109,18 +135,30 @@ test('keys this host does not support are refused by name, not ignored', () => {
       '[auth]',
       'mode = "trusted-header"',
     ].join('\n'),
-    { SANDBOXD_PLUGIN_ALLOWED_HOSTS: '*' },
+    { SANDBOXD_PLUGIN_ALLOWED_HOSTS: '*', SANDBOXD_DATABASE_URL: 'postgres://u:pw-not-shown@db/x', SANDBOXD_HOST_KEY: 'ab'.repeat(32) },
   );
   assert.deepEqual(got, [
+    'SANDBOXD_DATABASE_URL: database_url is not supported by sandboxd-node',
+    'SANDBOXD_HOST_KEY: host_key is not supported by sandboxd-node',
     'SANDBOXD_PLUGIN_ALLOWED_HOSTS: plugin.allowed_hosts is not supported by sandboxd-node',
     'store_cache_mb: not supported by sandboxd-node (it keeps its state in SQLite, not redb)',
     'color: unknown key',
-    'http: not supported by sandboxd-node (its request limits are the defaults)',
+    'database_url: not supported by sandboxd-node (it keeps its state in one SQLite file in data_dir; replicas on PostgreSQL are the Rust host’s)',
+    'host_key: not supported by sandboxd-node (its host key is the file data_dir/host.key)',
     'local_runtime: not supported by sandboxd-node (it has no embedded local runtime)',
     'plugin.watch: unknown key',
     'specs[0].probe: not supported by sandboxd-node (it has no embedded local runtime)',
     "auth.mode (SANDBOXD_AUTH_MODE): 'trusted-header' is not supported by sandboxd-node; use none or api-keys",
   ]);
+});
+
+test('database_url and host_key: refused by name, their values never quoted; empty ones are no value, as on the Rust host', () => {
+  const got = problems('database_url = "postgres://u:pw-not-shown@db/x"', { ...RUNTIME, SANDBOXD_HOST_KEY: 'secret-not-shown' });
+  assert.equal(got.length, 2);
+  assert.ok(!got.join('\n').includes('not-shown'), got.join('\n'));
+  // An empty variable unsets the key, in the file too (the Rust host's rule for optional keys).
+  assert.equal(load('database_url = "postgres://u:pw@db/x"', { ...RUNTIME, SANDBOXD_DATABASE_URL: ' ', SANDBOXD_HOST_KEY: '' }).dataDir, '.sandboxd');
+  assert.equal(load('database_url = ""\nhost_key = " "').dataDir, '.sandboxd');
 });
 
 test('the runtime API is required (no embedded local runtime), with its key', () => {

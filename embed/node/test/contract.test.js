@@ -19,6 +19,11 @@ test('semver compatibility: same major, and below 1.0 the same minor', () => {
   }
 });
 
+test('this host runs plugins of contract 0.4.x and refuses 0.3 and 0.5', () => {
+  for (const p of ['0.4.0', '0.4.1', '0.4.12-rc.1']) assert.ok(compatible(CONTRACT_VERSION, p), p);
+  for (const p of ['0.3.0', '0.3.9', '0.5.0', '1.4.0']) assert.ok(!compatible(CONTRACT_VERSION, p), p);
+});
+
 test('the declared version comes from the interface names', () => {
   assert.equal(declaredVersion(['wasi:io/streams@0.2.6', 'sandboxd:plugin/http@0.2.0', 'sandboxd:plugin/info@0.2.0']), '0.2.0');
   assert.throws(() => declaredVersion(['wasi:cli/run@0.2.0']), /neither/);

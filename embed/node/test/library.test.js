@@ -3,7 +3,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CallError, MemoryStore, PluginError, createSandboxd, defaultPluginPath, Logger } from '../src/index.js';
+import { CONTRACT_VERSION, CallError, LONE_SHARE, MemoryStore, PluginError, createSandboxd, defaultPluginPath, Logger } from '../src/index.js';
 import { fakeRuntime } from './fakes.js';
 
 let runtime;
@@ -37,8 +37,9 @@ test('the plugin is the Rust build’s, checked by digest and contract', async (
   const sd = await host();
   assert.equal(sd.plugin.source, defaultPluginPath());
   assert.match(sd.plugin.sha256, /^[0-9a-f]{64}$/);
-  assert.equal(sd.plugin.contractVersion, '0.3.0');
-  assert.deepEqual(await sd.info(), { pluginVersion: sd.plugin.pluginVersion, contractVersion: '0.3.0' });
+  assert.equal(CONTRACT_VERSION, '0.4.0');
+  assert.equal(sd.plugin.contractVersion, CONTRACT_VERSION);
+  assert.deepEqual(await sd.info(), { pluginVersion: sd.plugin.pluginVersion, contractVersion: CONTRACT_VERSION });
   const notAPlugin = await rejection(createSandboxd({ runtime: { apiUrl: runtime.url, apiKey: 'k' }, plugin: new Uint8Array([0, 97, 115, 109]), logger: quiet }));
   assert.match(notAPlugin.message, /^cannot load the plugin \(bytes\): the component does not compile/);
 });
@@ -135,6 +136,49 @@ test('one failing call does not poison the next: a failing store, a trap, a dead
   assert.equal((await api.specs.search()).items.length, 1, 'the next call is fine');
 });
 
+test('a call waiting to retry (a Retry-After) waits alone, and its deadline still ends it', async () => {
+  const { nodeTransport } = await import('../src/index.js');
+  const real = nodeTransport();
+  let throttle = false;
+  // The runtime answers the next read of one sandbox with 429 and Retry-After: 1.
+  const transport = {
+    send: async (r) => {
+      const path = new URL(r.url).pathname;
+      if (throttle && r.method === 'GET' && path.startsWith('/sessions/') && path !== '/sessions/batch') {
+        throttle = false;
+        return { status: 429, headers: [['retry-after', '1'], ['content-type', 'application/json']], body: new TextEncoder().encode('{"detail":"slow down"}') };
+      }
+      return real.send(r);
+    },
+    close: () => real.close(),
+  };
+  const sd = await host({ transport });
+  const api = sd.as();
+  const { id } = await api.sandboxes.start();
+  throttle = true;
+  const started = performance.now();
+  const waiting = api.sandboxes.get(id);
+  while (throttle) await new Promise((r) => setTimeout(r, 5));
+  await new Promise((r) => setTimeout(r, 100));
+  const others = performance.now();
+  await api.specs.search();
+  await api.specs.search();
+  const othersMs = performance.now() - others;
+  assert.equal((await waiting).status, 'running', 'the retry found it');
+  const waitedMs = performance.now() - started;
+  assert.ok(waitedMs >= 950, `the Retry-After was honoured: ${waitedMs} ms`);
+  assert.ok(othersMs < 500, `two spec searches took ${othersMs} ms behind another call's wait`);
+
+  const short = await host({ transport, limits: { callTimeoutMs: 300 } });
+  const { id: other } = await short.as().sandboxes.start();
+  throttle = true;
+  const t = performance.now();
+  const timeout = await rejection(short.as().sandboxes.get(other));
+  assert.ok(timeout instanceof CallError && timeout.kind === 'timeout', String(timeout));
+  assert.ok(performance.now() - t < 900, 'the deadline, not the wait, ended the call');
+  assert.equal((await short.as().sandboxes.get(other)).status, 'running', 'the next call is fine');
+});
+
 test('concurrent calls each get their own instance and caller', async () => {
   const sd = await host({ limits: { maxInstances: 8 } });
   const users = Array.from({ length: 12 }, (_, i) => `user-${i}`);
@@ -165,6 +209,48 @@ test('a poll cycle stores the agent servers’ events, and they are queryable', 
   const desc = await api.conversations.searchEvents(conversationId, { limit: 1, descending: true });
   assert.deepEqual(desc.items.map((e) => JSON.parse(e).id), ['e2']);
   assert.equal((await sd.poll()).newEvents, 0, 'a second cycle stores nothing twice');
+  await api.sandboxes.delete(id);
+});
+
+test('a stream follows arrival order: an event that arrives late with an older timestamp is not passed over', async () => {
+  const sd = await host();
+  const api = sd.as();
+  const { id, sessionApiKey } = await api.sandboxes.start();
+  const conversationId = 'a0a0a0a0-0000-4000-8000-000000000001';
+  const push = (events) => api.sync.ingestEvents(sessionApiKey, conversationId, JSON.stringify(events));
+  await push([
+    { kind: 'MessageEvent', id: 'e1', timestamp: '2026-01-01T00:00:01', source: 'user' },
+    { kind: 'ActionEvent', id: 'e2', timestamp: '2026-01-01T00:00:02', source: 'agent' },
+  ]);
+  await push([{ kind: 'MessageEvent', id: 'e0', timestamp: '2026-01-01T00:00:00', source: 'user' }]);
+  const ids = (page) => page.items.map((e) => JSON.parse(e).id);
+  assert.deepEqual(ids(await api.conversations.searchEvents(conversationId, {})), ['e0', 'e1', 'e2'], 'a search is in timestamp order');
+  assert.deepEqual(ids(await api.conversations.streamEvents(conversationId)), ['e1', 'e2', 'e0'], 'a stream in arrival order');
+  assert.deepEqual(ids(await api.conversations.streamEvents(conversationId, 'e2')), ['e0'], 'after e2 comes the late e0');
+  assert.deepEqual(ids(await api.conversations.streamEvents(conversationId, 'e1', 1)), ['e2'], 'at most limit');
+  assert.deepEqual(ids(await api.conversations.streamEvents(conversationId, 'no-such-event')), ['e1', 'e2', 'e0'], 'an unknown id starts from the first');
+  const gone = await rejection(api.conversations.searchEvents(conversationId, { afterEventId: 'e1' }));
+  assert.ok(gone instanceof TypeError && /streamEvents/.test(gone.message), String(gone));
+  await api.sandboxes.delete(id);
+});
+
+test('background calls act on their share of the work; a lone host passes every bucket', async () => {
+  assert.deepEqual(LONE_SHARE, { of: 1, buckets: [0] });
+  const sd = await host();
+  const api = sd.as();
+  const { id } = await api.sandboxes.start();
+  runtime.events.set(runtime.runtimes.get(id).runtime_id, [{ kind: 'MessageEvent', id: 'e1', timestamp: '2026-01-01T00:00:01', source: 'user' }]);
+  const none = await sd.poll({ of: 4, buckets: [] });
+  assert.deepEqual([none.sandboxes, none.newEvents], [0, 0], 'a share of no bucket polls nothing');
+  const all = await sd.poll({ of: 4, buckets: [0, 1, 2, 3] });
+  assert.deepEqual([all.sandboxes, all.newEvents], [1, 1], 'every bucket of four is all of it');
+  const reconciled = await sd.reconcile('keep', 0, { of: 2, buckets: [] });
+  assert.equal(reconciled.records, 1, 'the counts are of everything');
+  assert.deepEqual(await sd.deliverDue(LONE_SHARE), { attempted: 0, delivered: 0, failed: 0, nextDueMs: undefined });
+  for (const bad of [{ of: 0, buckets: [] }, { of: 2, buckets: [2] }, { of: 1.5, buckets: [] }, { of: 1 }, null]) {
+    const refused = await rejection(sd.poll(bad));
+    assert.ok(refused instanceof TypeError, `${JSON.stringify(bad)}: ${refused}`);
+  }
   await api.sandboxes.delete(id);
 });
 

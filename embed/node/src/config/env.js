@@ -7,6 +7,8 @@ export const VARS = [
   { name: 'SANDBOXD_LISTEN', key: 'listen', kind: 'string', supported: true },
   { name: 'SANDBOXD_DATA_DIR', key: 'data_dir', kind: 'string', supported: true },
   { name: 'SANDBOXD_WEB_URL', key: 'web_url', kind: 'optional', supported: true },
+  { name: 'SANDBOXD_DATABASE_URL', key: 'database_url', kind: 'optional', supported: false },
+  { name: 'SANDBOXD_HOST_KEY', key: 'host_key', kind: 'optional', supported: false },
   { name: 'SANDBOXD_STORE_CACHE_MB', key: 'store_cache_mb', kind: 'whole', supported: false },
   { name: 'SANDBOXD_RUNTIME_API_URL', key: 'runtime.api_url', kind: 'string', supported: true },
   { name: 'SANDBOXD_RUNTIME_API_KEY', key: 'runtime.api_key', kind: 'string', supported: true },
@@ -62,7 +64,9 @@ export function applyEnv(file, get, errors) {
   for (const v of VARS) {
     const raw = get(v.name);
     if (raw === undefined) continue;
-    if (!v.supported) {
+    // An empty value of an optional key unsets it (the Rust host's rule): it
+    // asks for nothing this host lacks, and clears the key from the file too.
+    if (!v.supported && !(v.kind === 'optional' && raw.trim() === '')) {
       errors.push(`${v.name}: ${v.key} is not supported by sandboxd-node`);
       continue;
     }

@@ -1,5 +1,5 @@
 // Validation of each section, with the Rust host's defaults and messages
-// (`host/src/config/{service,runtime,specs,auth,sync,plugin}.rs`). Each
+// (`host/src/config/{service,runtime,specs,auth,http,sync,plugin}.rs`). Each
 // problem is reported and validation goes on, so one run names them all.
 
 import net from 'node:net';
@@ -7,19 +7,21 @@ import { name } from './env.js';
 
 /** What this host reads; anything else in the file is refused by name. */
 const SUPPORTED = {
-  '': ['listen', 'data_dir', 'web_url', 'runtime', 'specs', 'auth', 'plugin', 'sync'],
+  '': ['listen', 'data_dir', 'web_url', 'runtime', 'specs', 'auth', 'plugin', 'http', 'sync'],
   runtime: ['api_url', 'api_key', 'resource_factor', 'runtime_class', 'start_sandbox_timeout', 'max_num_sandboxes', 'polling_interval', 'orphans', 'reconcile_interval'],
   specs: ['id', 'command', 'working_dir', 'initial_env'],
   auth: ['mode', 'keys', 'allow_unauthenticated_public'],
   'auth.keys': ['key', 'user_id', 'admin'],
   plugin: ['path'],
+  http: ['timeout', 'connect_timeout', 'max_response_mb'],
   sync: ['mode', 'concurrency', 'request_timeout'],
 };
 /** Keys of the Rust host's file that this host lacks, and why. */
 const WHY = {
   store_cache_mb: 'it keeps its state in SQLite, not redb',
+  database_url: 'it keeps its state in one SQLite file in data_dir; replicas on PostgreSQL are the Rust host’s',
+  host_key: 'its host key is the file data_dir/host.key',
   local_runtime: 'it has no embedded local runtime',
-  http: 'its request limits are the defaults',
   'specs.probe': 'it has no embedded local runtime',
   'specs.probe_path': 'it has no embedded local runtime',
   'auth.user_header': 'it supports auth.mode none and api-keys only',
@@ -115,15 +117,22 @@ function choice(key, value, allowed, fallback, errors) {
  * @param {string[]} errors
  */
 export function validate(file, errors) {
+  // An empty `database_url` or `host_key` is no value at all, as on the Rust
+  // host (its default: the embedded store, data_dir/host.key): nothing to refuse.
+  for (const key of ['database_url', 'host_key']) {
+    if (typeof file[key] === 'string' && file[key].trim() === '') delete file[key];
+  }
   refuseUnknown(file, '', '', errors);
   const rt = typed(file.runtime, 'runtime', 'table', errors) ?? {};
   const authFile = typed(file.auth, 'auth', 'table', errors) ?? {};
   const pluginFile = typed(file.plugin, 'plugin', 'table', errors) ?? {};
   const syncFile = typed(file.sync, 'sync', 'table', errors) ?? {};
+  const httpFile = typed(file.http, 'http', 'table', errors) ?? {};
   refuseUnknown(rt, 'runtime', 'runtime', errors);
   refuseUnknown(authFile, 'auth', 'auth', errors);
   refuseUnknown(pluginFile, 'plugin', 'plugin', errors);
   refuseUnknown(syncFile, 'sync', 'sync', errors);
+  refuseUnknown(httpFile, 'http', 'http', errors);
 
   // Top-level keys.
   let listen = { host: '127.0.0.1', port: 0 };
@@ -231,21 +240,39 @@ export function validate(file, errors) {
     );
   }
 
+  // [http]: the plugin's outbound requests.
+  const http = {
+    timeoutMs: Math.round(seconds('http.timeout', typed(httpFile.timeout, 'http.timeout', 'number', errors), 30, errors) * 1000),
+    connectTimeoutMs: Math.round(seconds('http.connect_timeout', typed(httpFile.connect_timeout, 'http.connect_timeout', 'number', errors), 5, errors) * 1000),
+    maxResponseBytes: (whole('http.max_response_mb', typed(httpFile.max_response_mb, 'http.max_response_mb', 'whole', errors), 1, 1024, errors) ?? 16) * 2 ** 20,
+  };
+
   // [sync]
   const syncMode = choice('sync.mode', typed(syncFile.mode, 'sync.mode', 'string', errors), ['auto', 'poll', 'webhook'], 'auto', errors) ?? 'auto';
   const concurrency = whole('sync.concurrency', typed(syncFile.concurrency, 'sync.concurrency', 'whole', errors), 1, 1024, errors) ?? 32;
   const requestTimeout = seconds('sync.request_timeout', typed(syncFile.request_timeout, 'sync.request_timeout', 'number', errors), 10, errors);
 
+  // Whether sandboxes are told to call back, and whether they are polled: one
+  // decision (the Rust host's `SyncPlan`). `auto`: told to call back whenever
+  // there is a web_url, polled when there is none or it is a localhost one;
+  // `poll`: polled, never told to call back; `webhook`: never polled, told to
+  // call back to web_url if there is one.
+  const polls = syncMode === 'poll' || (syncMode === 'auto' && (webUrl === undefined || webUrl.includes('localhost')));
+  const callbackUrl = syncMode === 'poll' ? undefined : webUrl;
+
   return {
     listen,
     dataDir,
     webUrl,
+    /** The public URL sandboxes are told to post their webhooks to, if any. */
+    callbackUrl,
     runtime,
     specs,
     auth: { mode, keys },
     plugin: { path: typed(pluginFile.path, 'plugin.path', 'string', errors) },
+    http,
     sync: { mode: syncMode, concurrency, requestTimeoutMs: Math.round(requestTimeout * 1000) },
-    /** Whether the host polls agent servers (the Rust host's `Config::polls`). */
-    polls: syncMode === 'poll' || (syncMode === 'auto' && (webUrl === undefined || webUrl.includes('localhost'))),
+    /** Whether the host polls agent servers (the Rust host's `SyncPlan::poll`). */
+    polls,
   };
 }

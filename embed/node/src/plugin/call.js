@@ -20,6 +20,7 @@ import { Semaphore } from '../imports/http.js';
 import { HttpFailure } from '../imports/transport.js';
 import { StorageError } from '../storage/limits.js';
 import { clean } from '../log.js';
+import { clockImports } from './clock.js';
 import { WASI_IMPORTS } from './wasi.js';
 
 /** The plugin's `error` variant: the export returned `err`. */
@@ -139,6 +140,8 @@ function imports(call, pluginVersion) {
     'sandboxd:plugin/user-context': { currentUser: () => call.user },
     'sandboxd:plugin/types': {},
     ...WASI_IMPORTS,
+    // Its waits suspend it alone, and end with it.
+    ...clockImports(call.http.signal),
   };
 }
 

@@ -1,9 +1,12 @@
-// The contract this host implements (`wit/`, package sandboxd:plugin@0.3.0),
-// as jco needs to know it: which imports may suspend the plugin (JSPI) and
+// The contract this host implements (`wit/`, package sandboxd:plugin@0.4.0),
+// as jco needs to know it: which imports may suspend the plugin (JSPI: the
+// contract's and WASI's waits, `./clock.js`) and
 // which exports return promises, and whether a plugin's declared version is
 // one this host can run (the Rust host's rule, `host/src/plugin/contract.rs`).
 
-export const CONTRACT_VERSION = '0.3.0';
+import { ASYNC_WASI_IMPORTS } from './clock.js';
+
+export const CONTRACT_VERSION = '0.4.0';
 const PACKAGE = 'sandboxd:plugin/';
 
 /** Imports that wait on the network or the store: the plugin suspends on them. */
@@ -18,7 +21,7 @@ export const EXPORTS = {
   sandboxes: ['search', 'get', 'batch-get', 'start', 'pause', 'resume', 'delete', 'get-by-session-key', 'reconcile'],
   specs: ['search', 'batch-get'],
   sync: ['poll', 'ingest-conversation', 'ingest-events'],
-  conversations: ['search', 'get', 'search-events', 'stream-start'],
+  conversations: ['search', 'get', 'search-events', 'stream-events', 'stream-start'],
   callbacks: ['create', 'all', 'get', 'delete', 'deliveries', 'deliver-due'],
 };
 
@@ -27,7 +30,7 @@ const qualified = (table, version) =>
 
 /** jco's `asyncImports` and `asyncExports` for a plugin declaring `version`. */
 export function asyncNames(version) {
-  return { asyncImports: qualified(ASYNC_IMPORTS, version), asyncExports: qualified(EXPORTS, version) };
+  return { asyncImports: [...qualified(ASYNC_IMPORTS, version), ...ASYNC_WASI_IMPORTS], asyncExports: qualified(EXPORTS, version) };
 }
 
 /** `major.minor.patch` with optional pre-release and build: its numbers, or undefined. */

@@ -1,12 +1,13 @@
 // WASI for the plugin: what the Rust standard library in it needs (clocks,
 // randomness, stderr), from jco's preview2-shim, as the Rust host gives it a
-// WASI context with no arguments, environment, files or sockets.
+// WASI context with no arguments, environment, files or sockets. The
+// monotonic clock's waits are this host's own, per call (`./clock.js`).
 //
 // The wall clock is the one exception: the shim's reads `Date.now()`
 // (milliseconds), while the plugin stamps records in microseconds, as it does
 // on wasmtime; `performance.timeOrigin + performance.now()` has them.
 
-import { cli, clocks, io, random } from '@bytecodealliance/preview2-shim';
+import { cli, io, random } from '@bytecodealliance/preview2-shim';
 
 const wallClock = {
   now() {
@@ -24,7 +25,7 @@ const environment = {
   initialCwd: () => undefined,
 };
 
-/** The `wasi:*` part of the import object (keys as jco names them). */
+/** The `wasi:*` part of the import object (keys as jco names them), but for the clock's waits (`./clock.js`). */
 export const WASI_IMPORTS = {
   'wasi:cli/environment': environment,
   'wasi:cli/exit': cli.exit,
@@ -36,10 +37,8 @@ export const WASI_IMPORTS = {
   'wasi:cli/terminal-stderr': cli.terminalStderr,
   'wasi:cli/terminal-stdin': cli.terminalStdin,
   'wasi:cli/terminal-stdout': cli.terminalStdout,
-  'wasi:clocks/monotonic-clock': clocks.monotonicClock,
   'wasi:clocks/wall-clock': wallClock,
   'wasi:io/error': io.error,
-  'wasi:io/poll': io.poll,
   'wasi:io/streams': io.streams,
   'wasi:random/insecure-seed': random.insecureSeed,
   'wasi:random/random': random.random,

@@ -118,7 +118,6 @@ export const ROUTES = [
       const q = c.query;
       const query = {
         pageId: q.pageId(),
-        afterEventId: undefined,
         limit: q.limit(),
         kind: q.optional('kind'),
         timestampGte: q.optional('timestamp__gte'),
