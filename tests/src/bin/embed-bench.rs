@@ -19,9 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sandboxd_tests::fake_runtime::{FakeRuntime, FakeRuntimeOptions};
+use sandboxd_tests::host::Host;
 use sandboxd_tests::load::{self, Stats};
-use sandboxd_tests::node_host::NodeHost;
-use sandboxd_tests::sandboxd::{Options, Sandboxd};
+use sandboxd_tests::sandboxd::Options;
 
 /// Concurrent clients for throughput runs.
 const CONCURRENCY: usize = 8;
@@ -131,8 +131,8 @@ async fn main() {
         // would stop the other host's runtimes as orphans.
         .env("SANDBOXD_SYNC_MODE", "webhook")
         .env("SANDBOXD_ORPHANS", "keep");
-    let rust = Sandboxd::start_with(options.clone());
-    let node = NodeHost::start_with(options);
+    let rust = Host::Rust.spawn(options.clone());
+    let node = Host::Node.spawn(options);
 
     // References: the raw runtime round trips the work is made of.
     let http = client();

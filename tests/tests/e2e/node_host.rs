@@ -1,17 +1,20 @@
-//! The Node.js host (`embed/node/`) and the Rust host run the same plugin
-//! bytes and answer the same JSON: both against one fake runtime API, the same
-//! requests, byte-identical answers apart from what is each host's own (ids,
-//! session keys, runtime ids, times).
+//! What the Node.js host (`embed/node/`) adds to the scenarios both hosts run
+//! (see [`crate::hosts`]): that the two hosts run the same plugin bytes and
+//! answer byte for byte alike, side by side on one fake runtime API (ids,
+//! session keys, runtime ids and times aside), where the scenarios compare
+//! parsed JSON; the Node.js host's own suite; its contract-version rule with
+//! built plugins; and its keeping of secrets (the Rust host's is `secrets`).
 //!
-//! Both hosts share one runtime API key here, so each would stop the other's
+//! Where both hosts share one runtime API key, each would stop the other's
 //! runtimes as orphans at its reconciliation: [`shared`] keeps them instead.
 
 use reqwest::Method;
 use serde_json::Value;
 
 use sandboxd_tests::fake_runtime::FakeRuntime;
-use sandboxd_tests::node_host::NodeHost;
-use sandboxd_tests::sandboxd::{Options, Sandboxd};
+use sandboxd_tests::host::{self, Host};
+use sandboxd_tests::plugins::{self, Variant};
+use sandboxd_tests::sandboxd::Options;
 
 /// Options for a host that shares `rt` with the other host.
 fn shared(rt: &FakeRuntime) -> Options {
@@ -144,9 +147,10 @@ async fn sequence(base: &str, id: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn both_hosts_run_the_same_plugin_and_answer_the_same_bytes() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
-    let rust = Sandboxd::start_with(shared(&rt));
-    let node = NodeHost::start_with(shared(&rt));
+    let rust = Host::Rust.spawn(shared(&rt));
+    let node = Host::Node.spawn(shared(&rt));
 
     let health = |text: String| -> Value {
         let body = text.split_once(' ').map_or("", |(_, b)| b);
@@ -189,9 +193,10 @@ async fn both_hosts_run_the_same_plugin_and_answer_the_same_bytes() {
 /// `cargo test --workspace` runs it too.
 #[test]
 fn the_node_hosts_own_tests_pass() {
+    let _turn = crate::serial::shared_blocking();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../embed/node");
     // Checks that `npm ci --prefix embed/node` ran, and says so otherwise.
-    let _ = sandboxd_tests::node_host::binary();
+    let _ = host::node_host();
     let node = dir.join("node_modules/.bin/node");
     let out = std::process::Command::new(&node)
         .args(["--test", "--test-concurrency=1", "test/"])
@@ -211,6 +216,7 @@ fn the_node_hosts_own_tests_pass() {
 /// which names the call and the cause.
 #[tokio::test]
 async fn both_hosts_name_a_dead_runtime_alike() {
+    let _turn = crate::serial::shared().await;
     // A port nothing listens on: bound, then released.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -222,8 +228,8 @@ async fn both_hosts_name_a_dead_runtime_alike() {
             &format!("http://127.0.0.1:{port}"),
         )
         .env("SANDBOXD_RUNTIME_API_KEY", "dead-runtime-key-0123");
-    let rust = Sandboxd::start_with(options.clone());
-    let node = NodeHost::start_with(options);
+    let rust = Host::Rust.spawn(options.clone());
+    let node = Host::Node.spawn(options);
     for (method, path) in [
         (Method::POST, "/api/v1/sandboxes?sandbox_id=s1"),
         (Method::GET, "/api/v1/sandboxes/s1"),
@@ -242,6 +248,7 @@ async fn both_hosts_name_a_dead_runtime_alike() {
 /// the same scoping from both hosts, configured by the same TOML file.
 #[tokio::test]
 async fn both_hosts_authenticate_alike() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
     let config = r#"
 [auth]
@@ -254,8 +261,8 @@ key = "admin-key-0123456789"
 admin = true
 "#;
     let options = shared(&rt).config(config);
-    let rust = Sandboxd::start_with(options.clone());
-    let node = NodeHost::start_with(options);
+    let rust = Host::Rust.spawn(options.clone());
+    let node = Host::Node.spawn(options);
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()
@@ -301,98 +308,14 @@ admin = true
     );
 }
 
-/// Sync by polling on both hosts: each polls its sandbox's agent server on its
-/// interval, and the events it stored come back from the event routes in the
-/// same bytes.
-#[tokio::test]
-async fn both_hosts_poll_agent_servers_and_serve_the_same_events() {
-    use sandboxd_tests::fake_agent::FakeAgentServer;
-    use sandboxd_tests::fake_runtime::FakeRuntimeOptions;
-
-    let agents = FakeAgentServer::start();
-    let rt = FakeRuntime::start_with(FakeRuntimeOptions {
-        url_template: format!("{}/{{session_id}}", agents.url()),
-        ..Default::default()
-    });
-    let options = shared(&rt).env("SANDBOXD_POLLING_INTERVAL", "1");
-    let rust = Sandboxd::start_with(options.clone());
-    let node = NodeHost::start_with(options);
-
-    let mut pages = Vec::new();
-    for (base, id) in [(rust.url(), "rust-sync"), (node.url(), "node-sync")] {
-        let (status, text) = raw(
-            base,
-            Method::POST,
-            &format!("/api/v1/sandboxes?sandbox_id={id}"),
-        )
-        .await;
-        assert_eq!(status, 200, "{text}");
-        let started: Value = serde_json::from_str(text.split_once(' ').map_or("", |(_, b)| b))
-            .unwrap_or(Value::Null);
-        agents.add_agent(id, started["session_api_key"].as_str().unwrap_or_default());
-        let conv = agents.add_conversation(
-            id,
-            serde_json::json!({"execution_status": "running", "title": "both"}),
-        );
-        agents.add_events(
-            id,
-            &conv,
-            [
-                serde_json::json!({"kind": "ObservationEvent", "id": "e3", "timestamp": "2026-11-26T07:00:03.000003", "source": "agent", "extra": {"nested": [1, 2, {"x": null}]}}),
-                serde_json::json!({"kind": "MessageEvent", "id": "e1", "timestamp": "2026-11-26T07:00:01.000001", "source": "user"}),
-                serde_json::json!({"kind": "ActionEvent", "id": "e2", "timestamp": "2026-11-26T07:00:02.000002", "source": "agent"}),
-            ],
-        );
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
-            let (_, text) = raw(base, Method::GET, &format!("/api/v1/conversations/{conv}")).await;
-            if text.contains("\"event_count\":3") {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{id} did not sync: {text}\nrust log:\n{}\nnode log:\n{}",
-                rust.logs(),
-                node.logs()
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        let mut page = String::new();
-        for query in [
-            "",
-            "?sort_order=TIMESTAMP_DESC&limit=2",
-            "?kind=ActionEvent",
-        ] {
-            let (status, text) = raw(
-                base,
-                Method::GET,
-                &format!("/api/v1/conversations/{conv}/events/search{query}"),
-            )
-            .await;
-            assert_eq!(status, 200, "{text}");
-            page.push_str(&text.replace(&conv, "<conversation>"));
-            page.push('\n');
-        }
-        pages.push(page);
-    }
-    assert_eq!(
-        pages[0], pages[1],
-        "the hosts serve the synced events alike"
-    );
-    assert!(
-        pages[1].contains(r#"{"id":"e1","kind":"MessageEvent""#),
-        "{}",
-        pages[1]
-    );
-}
-
 /// The Node host keeps the Rust host's secrets promises: with every log at
 /// `trace`, neither the runtime API key nor a session key reaches its log, and
 /// its data directory holds session keys only as hashes.
 #[tokio::test]
 async fn the_node_host_keeps_secrets_out_of_logs_and_storage() {
+    let _turn = crate::serial::shared().await;
     let rt = FakeRuntime::start();
-    let node = NodeHost::start_with(Options::for_runtime(&rt).env("SANDBOXD_LOG", "trace"));
+    let node = Host::Node.spawn(Options::for_runtime(&rt).env("SANDBOXD_LOG", "trace"));
     let (status, text) = raw(
         node.url(),
         Method::POST,
@@ -440,6 +363,67 @@ async fn the_node_host_keeps_secrets_out_of_logs_and_storage() {
         assert!(
             !stored.windows(secret.len()).any(|w| w == secret.as_bytes()),
             "a secret in clear in the data directory"
+        );
+    }
+}
+
+/// The contract rule with real plugins, built against `wit/` with its version
+/// changed: the Node.js host serves one of a later patch version of this
+/// contract, and refuses at start one of the next minor version (breaking
+/// below 1.0) in the very words of the Rust host, which refuses it too.
+#[tokio::test]
+async fn the_node_host_runs_a_compatible_contract_and_refuses_a_breaking_one_as_the_rust_host_does()
+{
+    let _turn = crate::serial::shared().await;
+    let host_version = sandboxd_contract::VERSION;
+    let mut parts = host_version.split('.').map(|p| {
+        p.parse::<u64>()
+            .unwrap_or_else(|e| panic!("{host_version}: {e}"))
+    });
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    let (compatible, breaking) = (
+        format!("{major}.{minor}.9"),
+        format!("{major}.{}.0", minor + 1),
+    );
+    let (compatible_wasm, breaking_wasm) = (
+        plugins::build(&Variant::Contract(compatible.clone())),
+        plugins::build(&Variant::Contract(breaking.clone())),
+    );
+    let rt = FakeRuntime::start();
+    let with_plugin = |wasm: &std::path::Path| {
+        let mut options = Options::for_runtime(&rt);
+        options.plugin = Some(wasm.to_path_buf());
+        options
+    };
+
+    let node = Host::Node.spawn(with_plugin(&compatible_wasm));
+    let (status, text) = raw(node.url(), Method::GET, "/healthz").await;
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains(&format!("\"contract_version\":\"{compatible}\"")),
+        "{text}"
+    );
+    let (status, text) = raw(node.url(), Method::POST, "/api/v1/sandboxes").await;
+    assert_eq!(status, 200, "a compatible plugin serves: {text}");
+
+    let refusal = format!(
+        "the component was built against contract {breaking}, which this host (contract {host_version}) cannot run \
+         (compatible versions share the major version, and below 1.0 the minor version too)"
+    );
+    for host in Host::ALL {
+        let failure = match host.try_spawn(with_plugin(&breaking_wasm)) {
+            Ok(_) => panic!(
+                "{} started with a plugin of contract {breaking}",
+                host.name()
+            ),
+            Err(f) => f,
+        };
+        assert_ne!(failure.exit_code, Some(0), "{}", host.name());
+        assert!(
+            failure.stderr.contains(&refusal),
+            "{} did not say: {refusal}\n{}",
+            host.name(),
+            failure.stderr
         );
     }
 }
