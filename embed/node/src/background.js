@@ -25,13 +25,28 @@ export class Background {
     /** @type {NodeJS.Timeout[]} */
     this.timers = [];
     this.stopped = false;
+    /** The poll cycle running (or the last one), settled either way. */
+    this.polling = Promise.resolve();
   }
 
-  /** One poll cycle, logged. */
-  async pollOnce() {
+  /**
+   * One poll cycle, after the one running if any (cycles never overlap, as
+   * the Rust host's `Poller::cycle`), logged: what it did and how many
+   * milliseconds it took, or the plugin's error (thrown, after its log line).
+   * The schedule's cycles and `POST /admin/sync/poll` both come here.
+   * @returns {Promise<{ summary: import('./index.js').CycleSummary, millis: number }>}
+   */
+  cycle() {
+    const run = this.polling.then(() => this.runCycle());
+    this.polling = run.catch(() => undefined);
+    return run;
+  }
+
+  async runCycle() {
     const started = performance.now();
     try {
       const s = await this.sd.poll();
+      const millis = Math.round(performance.now() - started);
       this.logger.log('info', 'poll cycle', {
         sandboxes: s.sandboxes,
         conversations: s.conversations,
@@ -39,11 +54,20 @@ export class Background {
         requests: s.requests,
         failures: s.failures.length,
         failed: s.failures.map((f) => `${f.sandboxId}: ${f.reason}`).join('; '),
-        millis: Math.round(performance.now() - started),
+        millis,
       });
-      return s;
+      return { summary: s, millis };
     } catch (e) {
       this.logger.log('warn', 'poll cycle failed', { error: e instanceof Error ? e.message : String(e), millis: Math.round(performance.now() - started) });
+      throw e;
+    }
+  }
+
+  /** One scheduled poll cycle: its summary, or undefined when it failed (logged). */
+  async pollOnce() {
+    try {
+      return (await this.cycle()).summary;
+    } catch {
       return undefined;
     }
   }

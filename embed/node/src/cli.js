@@ -56,7 +56,7 @@ async function main(argv) {
     transpile_ms: sd.plugin.transpileMillis.toFixed(1),
   });
   const background = new Background(sd, logger);
-  const server = await serve(sd, { listen: config.listen, auth: config.auth, logger });
+  const server = await serve(sd, { listen: config.listen, auth: config.auth, logger, pollCycle: () => background.cycle() });
   background.start({ ...config.runtime, polls: config.polls, callTimeoutMs: sd.limits.callTimeoutMs });
   logger.log('info', 'sandboxd listening', { addr: server.url, runtime_api: config.runtime.apiUrl, auth: config.auth.mode });
   // Tests and scripts read the address from this one line on standard output.

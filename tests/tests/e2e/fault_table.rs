@@ -8,9 +8,8 @@
 //! then cleared before the stored state is checked.
 //!
 //! Every column runs on both hosts of the plugin (`<column>::on_rust`,
-//! `<column>::on_node`), the same cells with the same checks, but for the
-//! poll-cycle cell, which is the Rust host's only: it runs the cycle through
-//! `POST /admin/sync/poll`, an admin route the Node.js host does not serve.
+//! `<column>::on_node`), every cell with the same checks (the poll cycle's
+//! through `POST /admin/sync/poll`, which both serve).
 
 use std::time::Duration;
 
@@ -494,10 +493,7 @@ async fn column(fault: RtFault, host: Host) {
         &stored,
     );
 
-    // poll cycle (Rust host only: through an admin route; see the module's doc)
-    if host == Host::Rust {
-        poll_cycle(&c, fault).await;
-    }
+    poll_cycle(&c, fault).await;
     let logs = c.sd.logs();
     assert!(!logs.contains("panicked"), "{fault:?}: a panic in the log");
 }

@@ -244,8 +244,9 @@ async fn both_hosts_name_a_dead_runtime_alike() {
     assert!(!text.contains("dead-runtime-key"), "{text}");
 }
 
-/// With API keys: the same refusals (status, detail, `WWW-Authenticate`) and
-/// the same scoping from both hosts, configured by the same TOML file.
+/// With API keys: the same refusals (status, detail, `WWW-Authenticate`), on
+/// the API and on the admin route, and the same scoping from both hosts,
+/// configured by the same TOML file.
 #[tokio::test]
 async fn both_hosts_authenticate_alike() {
     let _turn = crate::serial::shared().await;
@@ -298,6 +299,22 @@ admin = true
         let r = ask(rust.url().to_owned(), auth).await;
         let n = ask(node.url().to_owned(), auth).await;
         assert_eq!(r, n, "{auth:?}");
+    }
+    // The admin route: a user's key is a 403, no key a 401, alike.
+    for auth in [None, Some("Bearer alice-key-0123456789")] {
+        let poll = |base: &str| {
+            let mut req = client.post(format!("{base}/admin/sync/poll"));
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            async move {
+                let resp = req.send().await.unwrap_or_else(|e| panic!("{e}"));
+                (resp.status().as_u16(), resp.text().await.unwrap_or_default())
+            }
+        };
+        let (r, n) = (poll(rust.url()).await, poll(node.url()).await);
+        assert_eq!(r, n, "POST /admin/sync/poll with {auth:?}");
+        assert!(r.0 == 401 || r.0 == 403, "{r:?}");
     }
     let (status, www, _) = ask(node.url().to_owned(), None).await;
     assert_eq!((status, www.as_deref()), (401, Some("Bearer")));

@@ -1,6 +1,7 @@
 // The thin server on the library: the Rust host's `/healthz`, the sandbox and
-// spec routes of `/api/v1`, the conversation and event queries and the agent
-// servers' webhooks, answered byte for byte as the Rust host answers them.
+// spec routes of `/api/v1`, the conversation and event queries, the agent
+// servers' webhooks and `POST /admin/sync/poll`, answered byte for byte as the
+// Rust host answers them.
 // Unknown paths get 404 and known paths with another method 405, in the same
 // `{"detail": …}` shape; a trailing slash is ignored (`/a/` is `/a`).
 
@@ -78,8 +79,9 @@ function send(res, status, body, extra = {}) {
  * @param {import('../index.js').Sandboxd} sd
  * @param {Authenticator} auth
  * @param {import('../log.js').Logger} logger
+ * @param {() => Promise<{ summary: import('../index.js').CycleSummary, millis: number }>} pollCycle
  */
-async function handle(sd, auth, logger, req, res) {
+async function handle(sd, auth, logger, pollCycle, req, res) {
   const raw = req.url ?? '/';
   const q = raw.indexOf('?');
   let path = q < 0 ? raw : raw.slice(0, q);
@@ -103,6 +105,7 @@ async function handle(sd, auth, logger, req, res) {
       },
       body: (cap) => readBody(req, cap),
       headers: req.headers,
+      pollCycle,
     };
     // Authentication first, so an unauthenticated caller learns only that.
     if (!route.path.startsWith('/api/v1/webhooks/')) caller = auth.authenticate(req.headers);
@@ -118,13 +121,14 @@ async function handle(sd, auth, logger, req, res) {
 /**
  * Serve the API on `listen` until `close()`.
  * @param {import('../index.js').Sandboxd} sd
- * @param {{ listen: { host: string, port: number }, auth: { mode: string, keys: { key: string, userId?: string }[] }, logger: import('../log.js').Logger }} options
+ * @param {{ listen: { host: string, port: number }, auth: { mode: string, keys: { key: string, userId?: string }[] }, logger: import('../log.js').Logger, pollCycle: () => Promise<{ summary: import('../index.js').CycleSummary, millis: number }> }} options
+ *   `pollCycle`: one poll cycle that waits for the one running, if any (`Background#cycle`), for `POST /admin/sync/poll`.
  * @returns {Promise<{ url: string, close: () => Promise<void> }>}
  */
-export async function serve(sd, { listen, auth, logger }) {
+export async function serve(sd, { listen, auth, logger, pollCycle }) {
   const authenticator = new Authenticator(auth);
   const server = http.createServer({ requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: REQUEST_TIMEOUT_MS, keepAliveTimeout: 75_000, noDelay: true }, (req, res) => {
-    handle(sd, authenticator, logger, req, res).catch((e) => {
+    handle(sd, authenticator, logger, pollCycle, req, res).catch((e) => {
       logger.log('error', 'answering a request failed', { error: e instanceof Error ? e.message : String(e) });
       if (!res.headersSent) send(res, 500, '{"detail":"internal error"}');
       else res.destroy();

@@ -15,7 +15,7 @@ const MAX_EVENTS_BYTES = 16 << 20;
 const documents = (page) => pageText(page.items.map(documentText), page.nextPageId);
 
 /**
- * @typedef {{ caller: () => { user?: string }, query: import('./params.js').Query, id: string, body: (cap: number) => Promise<Buffer>, headers: Record<string, string | undefined> }} Ctx
+ * @typedef {{ caller: () => { user?: string }, query: import('./params.js').Query, id: string, body: (cap: number) => Promise<Buffer>, headers: Record<string, string | undefined>, pollCycle: () => Promise<{ summary: import('../index.js').CycleSummary, millis: number }> }} Ctx
  * @typedef {{ method: string, path: string, handle: (sd: import('../index.js').Sandboxd, ctx: Ctx) => Promise<string> }} Route
  */
 
@@ -147,7 +147,30 @@ export const ROUTES = [
       return SUCCESS;
     },
   },
+  {
+    // The Rust host's `POST /admin/sync/poll` (`host/src/api/admin.rs`): a
+    // poll cycle now, after the one running if any; what it did.
+    method: 'POST',
+    path: '/admin/sync/poll',
+    handle: async (sd, c) => {
+      admin(c.caller());
+      const { summary: s, millis } = await c.pollCycle();
+      return JSON.stringify({
+        sandboxes: s.sandboxes,
+        conversations: s.conversations,
+        new_events: s.newEvents,
+        requests: s.requests,
+        failures: s.failures.map((f) => ({ sandbox_id: f.sandboxId, reason: f.reason })),
+        millis,
+      });
+    },
+  },
 ];
+
+/** Admin routes are for admin callers (`{}`: the single user of `none`, an admin key): others get a 403. */
+function admin(caller) {
+  if (caller.user !== undefined) throw new ApiError(403, 'admin routes need an admin key');
+}
 
 /** Match a path against the route templates: the routes of the first template that matches, and its `{id}`. */
 export function match(path) {
