@@ -208,6 +208,10 @@ pub fn is_forbidden(ip: IpAddr) -> bool {
 }
 
 /// Refuse a URL whose host is a forbidden literal address or a metadata name.
+/// The longest DNS name (RFC 1035). Longer ones cannot be resolved, and
+/// keeping origins this short keeps them within the store's key limit.
+const MAX_HOST_NAME: usize = 253;
+
 fn check_forbidden(url: &url::Url) -> Result<(), Denied> {
     let why = match url.host() {
         Some(url::Host::Ipv4(ip)) if is_forbidden(IpAddr::V4(ip)) => {
@@ -215,6 +219,12 @@ fn check_forbidden(url: &url::Url) -> Result<(), Denied> {
         }
         Some(url::Host::Ipv6(ip)) if is_forbidden(IpAddr::V6(ip)) => {
             "is a link-local or metadata address"
+        }
+        Some(url::Host::Domain(d)) if d.trim_end_matches('.').len() > MAX_HOST_NAME => {
+            return Err(Denied(format!(
+                "the host name of {}… is longer than {MAX_HOST_NAME} characters (DNS allows no more)",
+                d.chars().take(40).collect::<String>()
+            )));
         }
         Some(url::Host::Domain(d))
             if METADATA_HOSTS.contains(&d.trim_end_matches('.').to_ascii_lowercase().as_str()) =>

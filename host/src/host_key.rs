@@ -137,6 +137,23 @@ mod tests {
         assert_ne!(s.signature("cb", b"other"), expected);
     }
 
+    #[test]
+    fn a_key_given_in_hex_is_the_key_of_the_file_holding_those_bytes() {
+        // Replicas configured with `host_key` sign exactly as a lone sandboxd
+        // whose `host.key` holds the same 32 bytes.
+        let hex_key = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let bytes = hex::decode(hex_key).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join(KEY_FILE), bytes).unwrap_or_else(|e| panic!("{e}"));
+        let from_file = HostKey::open(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let given = HostKey::from_hex(hex_key).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(given.secret("cb"), from_file.secret("cb"));
+        assert_eq!(given.signature("cb", b"x"), from_file.signature("cb", b"x"));
+        for bad in ["zz", &hex_key[2..], &format!("{hex_key}00")] {
+            assert!(HostKey::from_hex(bad).is_err(), "{bad}");
+        }
+    }
+
     #[cfg(unix)]
     #[test]
     fn the_key_file_is_private() {

@@ -26,4 +26,6 @@ pub mod plugin;
 pub mod plugin_cmd;
 pub mod serve;
 pub mod storage;
+pub mod store_cmd;
 pub mod sync;
+pub mod timing;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sandboxd::{config, plugin_cmd, serve};
+use sandboxd::{config, plugin_cmd, serve, store_cmd};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -35,6 +35,24 @@ enum Command {
     /// Offline tools for plugin components.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Offline tools for the embedded store.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Measure one durable commit of the embedded store, alone.
+    Bench {
+        /// Where to make the temporary store (default: the system's temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long, default_value_t = 500)]
+        iterations: usize,
+        /// Print one JSON line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -104,6 +122,13 @@ fn main() -> ExitCode {
             json,
         }) => runtime
             .block_on(plugin_cmd::bench(file, iterations.max(10), json))
+            .map(|()| true),
+        Command::Store(StoreCommand::Bench {
+            dir,
+            iterations,
+            json,
+        }) => runtime
+            .block_on(store_cmd::bench(dir.as_deref(), iterations.max(10), json))
             .map(|()| true),
     };
     match result {

@@ -6,11 +6,12 @@
 //!   any work: a fresh store, an instance, one export call (`info`).
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::config::{self, Config, FileConfig};
 use crate::plugin::CONTRACT_VERSION;
 use crate::serve::assemble;
+use crate::timing::Samples;
 
 /// A configuration for running a plugin offline: nothing is contacted, and
 /// storage lives in a temporary directory.
@@ -62,26 +63,6 @@ pub async fn bench(file: Option<PathBuf>, iterations: usize, json: bool) -> anyh
             samples.push(started.elapsed());
         }
     }
-    samples.sort();
-    let pct = |p: f64| samples[((samples.len() as f64 - 1.0) * p).round() as usize];
-    let mean = samples.iter().sum::<Duration>() / samples.len().max(1) as u32;
-    let us = |d: Duration| d.as_secs_f64() * 1e6;
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({"iterations": samples.len(), "mean_us": us(mean), "p50_us": us(pct(0.5)), "p99_us": us(pct(0.99))})
-        );
-    } else {
-        println!(
-            "fresh store + instantiate + one export call, {} iterations:",
-            samples.len()
-        );
-        println!(
-            "  mean {:.1} µs, p50 {:.1} µs, p99 {:.1} µs",
-            us(mean),
-            us(pct(0.5)),
-            us(pct(0.99))
-        );
-    }
+    Samples::new(samples).print("fresh store + instantiate + one export call", json);
     Ok(())
 }

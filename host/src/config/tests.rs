@@ -431,3 +431,73 @@ fn a_value_not_of_an_enum_is_named_with_the_values_serde_allows() {
     assert_eq!(one_of(&["a", "b"]), "a or b");
     assert_eq!(one_of(&["a", "b", "c"]), "a, b or c");
 }
+
+const HOST_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+#[test]
+fn a_database_url_selects_postgres_and_requires_a_host_key() {
+    let url = "postgres://sandboxd:pw@db.internal:5432/sandboxd";
+    let c = load(
+        &format!("database_url = \"{url}\"\nhost_key = \"{HOST_KEY}\"\n{MINIMAL}"),
+        &[],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.database_url.as_ref().map(|s| s.expose()), Some(url));
+    assert_eq!(c.host_key.as_ref().map(|s| s.expose()), Some(HOST_KEY));
+    // Neither is ever printed.
+    let shown = format!("{c:?}");
+    assert!(
+        !shown.contains("pw@") && !shown.contains(HOST_KEY),
+        "{shown}"
+    );
+
+    // Both from the environment; blank means unset.
+    let c = load(
+        MINIMAL,
+        &[
+            ("SANDBOXD_DATABASE_URL", url),
+            ("SANDBOXD_HOST_KEY", HOST_KEY),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.database_url.is_some() && c.host_key.is_some());
+    let c = load(MINIMAL, &[("SANDBOXD_DATABASE_URL", " ")]).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.database_url.is_none());
+
+    // Without a host key, replicas could not agree on callback secrets.
+    let e = errors(&format!("database_url = \"{url}\"\n{MINIMAL}"), &[]);
+    assert!(
+        e.contains("host_key (SANDBOXD_HOST_KEY)") && e.contains("required with database_url"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_bad_database_url_or_host_key_is_named_without_quoting_it() {
+    let e = errors(
+        &format!("database_url = \"mysql://root:hunter2@x\"\nhost_key = \"{HOST_KEY}\"\n{MINIMAL}"),
+        &[],
+    );
+    assert!(e.contains("database_url (SANDBOXD_DATABASE_URL)"), "{e}");
+    assert!(!e.contains("hunter2"), "{e}");
+    for bad in ["abc", &HOST_KEY[1..], &format!("{}zz", &HOST_KEY[2..])] {
+        let e = errors(&format!("host_key = \"{bad}\"\n{MINIMAL}"), &[]);
+        assert!(
+            e.contains("host_key (SANDBOXD_HOST_KEY): must be 64 hex digits"),
+            "{e}"
+        );
+        assert!(!e.contains(bad), "{e}");
+    }
+}
+
+#[test]
+fn the_local_runtime_is_refused_with_a_shared_database() {
+    let e = errors(
+        &format!(
+            "database_url = \"postgres://u@db/sandboxd\"\nhost_key = \"{HOST_KEY}\"\n[runtime]\nmax_num_sandboxes = 3\n"
+        ),
+        &[],
+    );
+    assert!(e.contains("database_url (SANDBOXD_DATABASE_URL)"), "{e}");
+    assert!(e.contains("cannot be shared by replicas"), "{e}");
+}

@@ -50,6 +50,21 @@ fn metadata_and_link_local_are_refused_even_when_everything_is_allowed() {
 }
 
 #[test]
+fn a_host_name_longer_than_dns_allows_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let p = policy(&["*"], dir.path());
+    let label = "a".repeat(63);
+    let longest = [label.as_str(); 4].join(".")[..253].to_owned();
+    assert!(p.check_callback(&url(&format!("https://{longest}/"))).is_ok());
+    let too_long = format!("https://{longest}a/");
+    let Err(Denied(why)) = p.check_callback(&url(&too_long)) else {
+        panic!("a 254-character host name must be refused");
+    };
+    assert!(why.contains("longer than 253"), "{why}");
+    assert!(!allows(&p, &too_long));
+}
+
+#[test]
 fn by_default_only_the_runtime_reported_agents_and_callbacks_pass() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let p = policy(&DEFAULT_ALLOWED_HOSTS, dir.path());
