@@ -116,6 +116,17 @@ test('the egress policy: unknown origins, metadata and link-local addresses are 
   await runtime.close();
 });
 
+test('a host name longer than DNS allows (253) is refused with the reason, as on the Rust host', () => {
+  const policy = new EgressPolicy(['*'].map(parseRule), 'http://127.0.0.1:1', new CheckedStore(new MemoryStore()));
+  const longest = Array(4).fill('a'.repeat(63)).join('.').slice(0, 253);
+  policy.checkCallback(new URL(`https://${longest}/`));
+  policy.checkCallback(new URL(`https://${longest}./`));
+  const tooLong = new URL(`https://${longest}a/`);
+  for (const check of [() => policy.checkCallback(tooLong), () => policy.check(tooLong)]) {
+    assert.throws(check, (e) => e.message === `the host name of ${'a'.repeat(40)}… is longer than 253 characters (DNS allows no more)`);
+  }
+});
+
 test('addresses refused always, also after DNS', async () => {
   for (const ip of ['169.254.169.254', '169.254.0.1', '0.0.0.0', '255.255.255.255', 'fe80::1', 'febf::1', 'fd00:ec2::254', '::', '::ffff:169.254.1.1', '::ffff:a9fe:101']) {
     assert.ok(isForbidden(ip), ip);

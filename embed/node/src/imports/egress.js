@@ -141,11 +141,24 @@ export function isForbidden(ip) {
   return false;
 }
 
-/** Refuse a URL whose host is a forbidden literal address or a metadata name. */
+/**
+ * The longest DNS name (RFC 1035). Longer ones cannot be resolved, and keeping
+ * origins this short keeps them within the store's key limit (the Rust host's
+ * `MAX_HOST_NAME`).
+ */
+const MAX_HOST_NAME = 253;
+
+/** Refuse a URL whose host is a forbidden literal address, a name longer than DNS allows, or a metadata name. */
 function checkForbidden(url) {
   if (!url.hostname) throw new Denied(`'${url.href}' has no host`);
   const literal = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-  if (net.isIP(literal) && isForbidden(literal)) throw new Denied(`${url.origin} is a link-local or metadata address`);
+  if (net.isIP(literal)) {
+    if (isForbidden(literal)) throw new Denied(`${url.origin} is a link-local or metadata address`);
+    return;
+  }
+  if (url.hostname.replace(/\.+$/, '').length > MAX_HOST_NAME) {
+    throw new Denied(`the host name of ${[...url.hostname].slice(0, 40).join('')}… is longer than ${MAX_HOST_NAME} characters (DNS allows no more)`);
+  }
   if (METADATA_HOSTS.includes(url.hostname.replace(/\.+$/, '').toLowerCase())) {
     throw new Denied(`${url.origin} is a cloud metadata service`);
   }
