@@ -309,7 +309,10 @@ admin = true
             }
             async move {
                 let resp = req.send().await.unwrap_or_else(|e| panic!("{e}"));
-                (resp.status().as_u16(), resp.text().await.unwrap_or_default())
+                (
+                    resp.status().as_u16(),
+                    resp.text().await.unwrap_or_default(),
+                )
             }
         };
         let (r, n) = (poll(rust.url()).await, poll(node.url()).await);
