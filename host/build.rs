@@ -2,6 +2,12 @@
 //! `OUT_DIR/sandboxd_plugin.wasm`, where `src/plugin/embedded.rs` embeds it, so
 //! that one `cargo build` yields a `sandboxd` that runs on its own.
 //!
+//! The same bytes are also copied to a stable path,
+//! `<cargo target dir>/sandboxd-plugin/sandboxd_plugin.wasm` (the target dir is
+//! `CARGO_TARGET_DIR`, or the directory holding cargo's `CACHEDIR.TAG` above
+//! `OUT_DIR`), where other hosts of the plugin (`embed/node/`) find it: they
+//! run exactly what this binary embeds.
+//!
 //! The nested cargo gets its own `--target-dir` (under `OUT_DIR`): sharing the
 //! outer build's directory would deadlock on its lock. Flags meant for the host
 //! build (`CARGO_ENCODED_RUSTFLAGS`, `CARGO_TARGET_DIR`, the clippy wrapper) are
@@ -12,7 +18,7 @@
 //! work without a setup step.
 
 use std::env;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
@@ -34,6 +40,11 @@ fn main() {
     ] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
+
+    // The published copy: rebuilt if someone removes it.
+    let published = cargo_target_dir(&root, &out_dir).join("sandboxd-plugin/sandboxd_plugin.wasm");
+    println!("cargo:rerun-if-changed={}", published.display());
+    println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
 
     ensure_wasm_target();
 
@@ -75,6 +86,39 @@ fn main() {
             embedded.display()
         )
     });
+    publish(&built, &published);
+}
+
+/// The outer build's target directory: `CARGO_TARGET_DIR` (relative to the
+/// workspace), else the nearest ancestor of `OUT_DIR` that cargo marked with
+/// `CACHEDIR.TAG`, else `OUT_DIR`'s `<target>/<profile>/build/<pkg>/out` root.
+fn cargo_target_dir(root: &Path, out_dir: &Path) -> PathBuf {
+    if let Some(dir) = env::var_os("CARGO_TARGET_DIR") {
+        return root.join(dir);
+    }
+    out_dir
+        .ancestors()
+        .find(|d| d.join("CACHEDIR.TAG").is_file())
+        .or_else(|| out_dir.ancestors().nth(4))
+        .unwrap_or(out_dir)
+        .to_path_buf()
+}
+
+/// Copy the component to `dest` through a temporary file and a rename, so a
+/// reader never sees half of it.
+fn publish(built: &Path, dest: &Path) {
+    let dir = dest.parent().unwrap_or(dest);
+    let tmp = dir.join(format!("sandboxd_plugin.wasm.{}.tmp", std::process::id()));
+    let copied = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::copy(built, &tmp))
+        .and_then(|_| std::fs::rename(&tmp, dest));
+    if let Err(e) = copied {
+        panic!(
+            "could not copy {} to {}: {e}",
+            built.display(),
+            dest.display()
+        );
+    }
 }
 
 /// Install the `wasm32-wasip2` target through rustup if the toolchain lacks it.

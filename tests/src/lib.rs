@@ -8,6 +8,7 @@ pub mod client;
 pub mod fake_agent;
 pub mod fake_llm;
 pub mod fake_runtime;
+pub mod host;
 pub mod load;
 pub mod plugins;
 pub mod postgres;

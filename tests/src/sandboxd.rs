@@ -1,9 +1,11 @@
-//! Start the real `sandboxd` binary as a child process, for end-to-end tests.
+//! Start a host of the plugin as a child process, for end-to-end tests: the
+//! real `sandboxd` binary ([`Sandboxd::start_with`]), or either host by name
+//! ([`Host::spawn`](crate::host::Host::spawn): the same handle for both).
 //!
-//! The binary is the one cargo built next to the test executable (so
+//! The `sandboxd` binary is the one cargo built next to the test executable (so
 //! `cargo test --workspace` tests what it just built), or `SANDBOXD_BIN`. Each
 //! instance gets its own data directory (unless one is given, to test restarts),
-//! listens on a port the OS assigns (read from the line sandboxd prints), and
+//! listens on a port the OS assigns (read from the line it prints), and
 //! writes its log to a file the test can read. Dropping the handle kills it.
 
 use std::io::{BufRead, BufReader};
@@ -14,9 +16,13 @@ use std::time::Duration;
 
 use crate::client::Api;
 use crate::fake_runtime::FakeRuntime;
+use crate::host::Host;
 
 /// How long sandboxd may take to start listening (it compiles the plugin).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The host's standard error, in its temporary directory.
+const LOG_FILE: &str = "host.log";
 
 /// Where the `sandboxd` binary is.
 pub fn binary() -> PathBuf {
@@ -38,7 +44,8 @@ pub fn binary() -> PathBuf {
     bin
 }
 
-/// How to start one sandboxd.
+/// How to start one sandboxd (either host: the Node.js host reads the same
+/// variables and config file, for the keys it supports).
 #[derive(Default, Clone)]
 pub struct Options {
     pub env: Vec<(String, String)>,
@@ -68,7 +75,10 @@ impl Options {
     }
 }
 
+/// A running host of the plugin (the `sandboxd` binary, or the Node.js host
+/// when started by [`Host::Node`]).
 pub struct Sandboxd {
+    host: Host,
     child: Child,
     url: String,
     dir: tempfile::TempDir,
@@ -89,35 +99,32 @@ impl Sandboxd {
     }
 
     pub fn start_with(options: Options) -> Sandboxd {
-        match Sandboxd::try_start(options) {
-            Ok(s) => s,
-            Err(f) => panic!(
-                "sandboxd did not start (exit {:?}):\n{}",
-                f.exit_code, f.stderr
-            ),
-        }
+        Host::Rust.spawn(options)
     }
 
     /// Start sandboxd; if it exits instead of listening, say how.
     pub fn try_start(options: Options) -> Result<Sandboxd, StartFailure> {
+        Host::Rust.try_spawn(options)
+    }
+
+    /// Start `host`; if it exits instead of listening, say how. (Through
+    /// [`Host::try_spawn`].)
+    pub(crate) fn try_spawn(host: Host, options: Options) -> Result<Sandboxd, StartFailure> {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let data_dir = options
             .data_dir
             .clone()
             .unwrap_or_else(|| dir.path().join("data"));
-        let log_path = dir.path().join("sandboxd.log");
+        let log_path = dir.path().join(LOG_FILE);
         let log = std::fs::File::create(&log_path).unwrap_or_else(|e| panic!("log file: {e}"));
-        let mut cmd = Command::new(binary());
+        let mut cmd = Command::new(host.program());
         cmd.arg("serve")
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("SANDBOXD_LISTEN", "127.0.0.1:0")
             .env("SANDBOXD_DATA_DIR", &data_dir)
             .env("SANDBOXD_LOG", "info,sandboxd=debug,plugin=debug")
-            .envs(
-                std::env::vars()
-                    .filter(|(k, _)| k == "SANDBOXD_WASM_PERFMAP" || k == "TOKIO_WORKER_THREADS"),
-            )
+            .envs(std::env::vars().filter(|(k, _)| host.passes_through(k)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));
@@ -132,42 +139,19 @@ impl Sandboxd {
         for (k, v) in &options.env {
             cmd.env(k, v);
         }
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary().display()));
+        let (child, url) = spawn_listening(&mut cmd, &log_path)?;
+        Ok(Sandboxd {
+            host,
+            child,
+            url,
+            dir,
+            data_dir,
+        })
+    }
 
-        // Read the "listening" line on a thread, so a silent child cannot hang us.
-        let stdout = child
-            .stdout
-            .take()
-            .unwrap_or_else(|| panic!("stdout is piped"));
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut sent = false;
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if !sent && let Some(url) = line.strip_prefix("sandboxd listening on ") {
-                    let _ = tx.send(url.trim().to_owned());
-                    sent = true;
-                }
-            }
-        });
-        let failure = |child: &mut Child| {
-            let _ = child.kill();
-            let status = child.wait().ok();
-            StartFailure {
-                exit_code: status.and_then(|s| s.code()),
-                stderr: std::fs::read_to_string(&log_path).unwrap_or_default(),
-            }
-        };
-        match rx.recv_timeout(START_TIMEOUT) {
-            Ok(url) => Ok(Sandboxd {
-                child,
-                url,
-                dir,
-                data_dir,
-            }),
-            Err(_) => Err(failure(&mut child)),
-        }
+    /// Which host this is.
+    pub fn host(&self) -> Host {
+        self.host
     }
 
     pub fn url(&self) -> &str {
@@ -180,14 +164,7 @@ impl Sandboxd {
 
     /// CPU time (user + system) the process has used so far, from `/proc` (Linux).
     pub fn cpu_time(&self) -> Option<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
-        // Fields after the parenthesised command name; utime and stime are the
-        // 14th and 15th fields of the line, in clock ticks (100 per second).
-        let rest = stat.rsplit_once(')')?.1;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 =
-            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-        Some(Duration::from_millis(ticks * 10))
+        process_cpu_time(self.child.id())
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -201,7 +178,7 @@ impl Sandboxd {
 
     /// Everything sandboxd has logged so far.
     pub fn logs(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("sandboxd.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.path().join(LOG_FILE)).unwrap_or_default()
     }
 
     /// Send a signal by name (`HUP`, `TERM`, …).
@@ -244,6 +221,53 @@ impl Drop for Sandboxd {
         // must not leave them behind.
         kill_processes_in(&self.data_dir.join("sandboxes"));
     }
+}
+
+/// Spawn `cmd` (its stdout piped) and wait for its `sandboxd listening on
+/// http://ADDR` line; the child and the URL, or how it failed (its exit code
+/// and the log at `log_path`).
+fn spawn_listening(cmd: &mut Command, log_path: &Path) -> Result<(Child, String), StartFailure> {
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", cmd.get_program()));
+
+    // Read the "listening" line on a thread, so a silent child cannot hang us.
+    let stdout = child
+        .stdout
+        .take()
+        .unwrap_or_else(|| panic!("stdout is piped"));
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if !sent && let Some(url) = line.strip_prefix("sandboxd listening on ") {
+                let _ = tx.send(url.trim().to_owned());
+                sent = true;
+            }
+        }
+    });
+    match rx.recv_timeout(START_TIMEOUT) {
+        Ok(url) => Ok((child, url)),
+        Err(_) => {
+            let _ = child.kill();
+            let status = child.wait().ok();
+            Err(StartFailure {
+                exit_code: status.and_then(|s| s.code()),
+                stderr: std::fs::read_to_string(log_path).unwrap_or_default(),
+            })
+        }
+    }
+}
+
+/// CPU time (user + system) process `pid` has used so far, from `/proc` (Linux).
+pub fn process_cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the line, in clock ticks (100 per second).
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 /// SIGKILL every process whose working directory is inside `dir`.

@@ -55,7 +55,10 @@ fn a_host_name_longer_than_dns_allows_is_refused_with_the_reason() {
     let p = policy(&["*"], dir.path());
     let label = "a".repeat(63);
     let longest = [label.as_str(); 4].join(".")[..253].to_owned();
-    assert!(p.check_callback(&url(&format!("https://{longest}/"))).is_ok());
+    assert!(
+        p.check_callback(&url(&format!("https://{longest}/")))
+            .is_ok()
+    );
     let too_long = format!("https://{longest}a/");
     let Err(Denied(why)) = p.check_callback(&url(&too_long)) else {
         panic!("a 254-character host name must be refused");

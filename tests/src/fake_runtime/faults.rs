@@ -63,6 +63,8 @@ pub struct Fault {
     pub one_in: Option<u32>,
     /// What it does.
     pub action: FaultAction,
+    /// Headers of the answer it gives, if it gives one (a `Retry-After`).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Fault {
@@ -76,6 +78,7 @@ impl Fault {
             times: None,
             one_in: None,
             action,
+            headers: Vec::new(),
         }
     }
 
@@ -143,6 +146,12 @@ impl Fault {
         self.times(1)
     }
 
+    /// Send this header with the answer the fault gives (`Retry-After: 2`).
+    pub fn header(mut self, name: &str, value: &str) -> Fault {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
     fn matches(&self, method: &str, path: &str) -> bool {
         if self.action.batch_only() && !(method == "GET" && path == "/sessions/batch") {
             return false;
@@ -172,8 +181,8 @@ pub(crate) enum Outcome {
     Normal,
     /// Handle the request normally, with `null` entries in a batch answer.
     BatchNullEntries,
-    /// Answer with this status and raw body.
-    Respond(u16, String),
+    /// Answer with this status, raw body and headers.
+    Respond(u16, String, Vec<(String, String)>),
     /// Close the connection without an answer.
     Drop,
 }
@@ -233,6 +242,7 @@ impl FaultSet {
                 }
             }
             let action = fault.action.clone();
+            let headers = fault.headers.clone();
             if plan.delay.is_zero() {
                 self.applied += 1;
             }
@@ -247,15 +257,15 @@ impl FaultSet {
             match action {
                 FaultAction::Delay(delay) => plan.delay = plan.delay.saturating_add(delay),
                 FaultAction::Status(code, body) => {
-                    plan.outcome = Outcome::Respond(code, body);
+                    plan.outcome = Outcome::Respond(code, body, headers);
                     break;
                 }
                 FaultAction::Body(body) => {
-                    plan.outcome = Outcome::Respond(200, body);
+                    plan.outcome = Outcome::Respond(200, body, headers);
                     break;
                 }
                 FaultAction::BatchNullBody => {
-                    plan.outcome = Outcome::Respond(200, "null".to_owned());
+                    plan.outcome = Outcome::Respond(200, "null".to_owned(), headers);
                     break;
                 }
                 FaultAction::BatchNullEntries => {
@@ -285,7 +295,7 @@ mod tests {
 
         let plan = set.plan("GET", "/list");
         assert_eq!(plan.delay, Duration::from_millis(5));
-        assert!(matches!(plan.outcome, Outcome::Respond(500, ref body) if body == "x"));
+        assert!(matches!(plan.outcome, Outcome::Respond(500, ref body, _) if body == "x"));
 
         let plan = set.plan("get", "/list");
         assert_eq!(plan.delay, Duration::from_millis(5));
@@ -300,7 +310,12 @@ mod tests {
         let mut set = FaultSet::default();
         set.push(Fault::status(503, "").one_in(100));
         let hits = (0..100_000)
-            .filter(|_| matches!(set.plan("GET", "/list").outcome, Outcome::Respond(503, _)))
+            .filter(|_| {
+                matches!(
+                    set.plan("GET", "/list").outcome,
+                    Outcome::Respond(503, _, _)
+                )
+            })
             .count();
         assert!((800..1200).contains(&hits), "{hits} of 100000");
     }
@@ -315,7 +330,7 @@ mod tests {
         ));
         assert!(matches!(
             set.plan("GET", "/sessions/batch").outcome,
-            Outcome::Respond(200, ref body) if body == "null"
+            Outcome::Respond(200, ref body, _) if body == "null"
         ));
         assert!(matches!(
             set.plan("GET", "/sessions/batch").outcome,

@@ -15,7 +15,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{DefaultBodyLimit, Extension, Path, RawQuery, State};
 use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderValue, Request, Response, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use axum::routing::{MethodRouter, get, post};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
@@ -96,9 +96,18 @@ pub(crate) async fn handle(
     let batch_nulls = match plan.outcome {
         Outcome::Normal => false,
         Outcome::BatchNullEntries => true,
-        Outcome::Respond(code, body) => {
+        Outcome::Respond(code, body, headers) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return Ok(raw(status, Bytes::from(body)));
+            let mut answer = raw(status, Bytes::from(body));
+            for (name, value) in headers {
+                if let (Ok(name), Ok(value)) = (
+                    HeaderName::try_from(name.as_str()),
+                    HeaderValue::try_from(value.as_str()),
+                ) {
+                    answer.headers_mut().append(name, value);
+                }
+            }
+            return Ok(answer);
         }
         Outcome::Drop => return Err(DropConnection),
     };

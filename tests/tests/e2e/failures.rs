@@ -5,17 +5,16 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use sandboxd_tests::fake_runtime::{FakeRuntime, Fault};
-use sandboxd_tests::sandboxd::{Options, Sandboxd};
+use sandboxd_tests::host::Host;
+use sandboxd_tests::sandboxd::Options;
 
 fn id_of(v: &Value) -> String {
     v["id"].as_str().unwrap_or_default().to_owned()
 }
 
-#[tokio::test]
-async fn a_refused_start_is_a_502_naming_the_cause_and_leaves_nothing() {
-    let _turn = crate::serial::shared().await;
+async fn a_refused_start_is_a_502_naming_the_cause_and_leaves_nothing(host: Host) {
     let rt = FakeRuntime::start();
-    let sd = Sandboxd::start(&rt);
+    let sd = host.start(&rt);
     let api = sd.api();
     rt.inject(
         Fault::status(500, r#"{"detail":"cluster full"}"#)
@@ -40,11 +39,11 @@ async fn a_refused_start_is_a_502_naming_the_cause_and_leaves_nothing() {
     );
 }
 
-#[tokio::test]
-async fn a_dropped_connection_on_start_leaves_no_record_of_a_sandbox_that_does_not_exist() {
-    let _turn = crate::serial::shared().await;
+async fn a_dropped_connection_on_start_leaves_no_record_of_a_sandbox_that_does_not_exist(
+    host: Host,
+) {
     let rt = FakeRuntime::start();
-    let sd = Sandboxd::start(&rt);
+    let sd = host.start(&rt);
     let api = sd.api();
     rt.inject(Fault::drop_connection().on("POST", "/start").once());
     let reply = api.post("/api/v1/sandboxes").await;
@@ -56,11 +55,9 @@ async fn a_dropped_connection_on_start_leaves_no_record_of_a_sandbox_that_does_n
     assert!(rt.runtimes().is_empty());
 }
 
-#[tokio::test]
-async fn a_runtime_api_that_is_down_fails_writes_clearly_and_reads_report_missing() {
-    let _turn = crate::serial::shared().await;
+async fn a_runtime_api_that_is_down_fails_writes_clearly_and_reads_report_missing(host: Host) {
     let rt = FakeRuntime::start();
-    let sd = Sandboxd::start(&rt);
+    let sd = host.start(&rt);
     let api = sd.api();
     let id = id_of(&api.start().await);
     rt.shutdown();
@@ -94,11 +91,9 @@ async fn a_runtime_api_that_is_down_fails_writes_clearly_and_reads_report_missin
     );
 }
 
-#[tokio::test]
-async fn a_failing_stop_keeps_the_sandbox_so_no_runtime_is_orphaned() {
-    let _turn = crate::serial::shared().await;
+async fn a_failing_stop_keeps_the_sandbox_so_no_runtime_is_orphaned(host: Host) {
     let rt = FakeRuntime::start();
-    let sd = Sandboxd::start(&rt);
+    let sd = host.start(&rt);
     let api = sd.api();
     let id = id_of(&api.start().await);
     rt.inject(Fault::status(503, "busy").on("POST", "/stop").once());
@@ -115,11 +110,9 @@ async fn a_failing_stop_keeps_the_sandbox_so_no_runtime_is_orphaned() {
     assert_eq!(api.sandbox(&id).await, Value::Null);
 }
 
-#[tokio::test]
-async fn malformed_runtime_answers_are_tolerated() {
-    let _turn = crate::serial::shared().await;
+async fn malformed_runtime_answers_are_tolerated(host: Host) {
     let rt = FakeRuntime::start();
-    let sd = Sandboxd::start(&rt);
+    let sd = host.start(&rt);
     let api = sd.api();
     let id = id_of(&api.start().await);
 
@@ -173,16 +166,14 @@ async fn malformed_runtime_answers_are_tolerated() {
     );
 }
 
-#[tokio::test]
-async fn a_slow_runtime_api_is_cut_off_by_the_configured_timeout() {
-    let _turn = crate::serial::shared().await;
+async fn a_slow_runtime_api_is_cut_off_by_the_configured_timeout(host: Host) {
     let rt = FakeRuntime::start();
     let config = format!(
         "[runtime]\napi_url = \"{}\"\napi_key = \"{}\"\n[http]\ntimeout = 0.5\n",
         rt.url(),
         rt.api_key()
     );
-    let sd = Sandboxd::start_with(Options::default().config(&config));
+    let sd = host.spawn(Options::default().config(&config));
     let api = sd.api();
     let id = id_of(&api.start().await);
     rt.inject(
@@ -207,3 +198,62 @@ async fn a_slow_runtime_api_is_cut_off_by_the_configured_timeout() {
     assert_eq!(reply.status, 502);
     assert!(reply.detail().contains("timed out"), "{}", reply.detail());
 }
+
+/// A read that waits before its retry (here for the runtime's `Retry-After:
+/// 2`) waits alone: the host answers every other call meanwhile.
+async fn a_read_waiting_to_retry_holds_up_no_other_call(host: Host) {
+    let rt = FakeRuntime::start();
+    let sd = host.start(&rt);
+    let api = sd.api();
+    let id = id_of(&api.start().await);
+    let applied = rt.faults_applied();
+    rt.inject(
+        Fault::status(429, r#"{"detail":"slow down"}"#)
+            .header("retry-after", "2")
+            .on("GET", "/sessions/")
+            .once(),
+    );
+    let waiting = {
+        let (api, path) = (api.clone(), format!("/api/v1/sandboxes/{id}"));
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let reply = api.get(&path).await;
+            (reply, started.elapsed())
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while rt.faults_applied() == applied {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the get never reached the runtime"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The host has its 429 by now, and waits to retry.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        api.get("/api/v1/sandbox-specs/search").await.ok();
+    }
+    let others = started.elapsed();
+    let (reply, waited) = waiting.await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(reply.ok()["status"], "RUNNING", "the retry found it");
+    assert!(
+        waited >= Duration::from_millis(1900),
+        "the Retry-After was honoured: {waited:?}"
+    );
+    assert!(
+        others < Duration::from_secs(1),
+        "three spec searches took {others:?}: they waited for another call's retry"
+    );
+}
+
+on_both_hosts!(
+    a_refused_start_is_a_502_naming_the_cause_and_leaves_nothing,
+    a_dropped_connection_on_start_leaves_no_record_of_a_sandbox_that_does_not_exist,
+    a_runtime_api_that_is_down_fails_writes_clearly_and_reads_report_missing,
+    a_failing_stop_keeps_the_sandbox_so_no_runtime_is_orphaned,
+    malformed_runtime_answers_are_tolerated,
+    a_slow_runtime_api_is_cut_off_by_the_configured_timeout,
+    a_read_waiting_to_retry_holds_up_no_other_call,
+);

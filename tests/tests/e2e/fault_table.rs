@@ -6,6 +6,10 @@
 //! One sandboxd (and one fake runtime) per fault column; in each, the faults
 //! are injected on every runtime request for the duration of one operation,
 //! then cleared before the stored state is checked.
+//!
+//! Every column runs on both hosts of the plugin (`<column>::on_rust`,
+//! `<column>::on_node`), every cell with the same checks (the poll cycle's
+//! through `POST /admin/sync/poll`, which both serve).
 
 use std::time::Duration;
 
@@ -13,6 +17,7 @@ use serde_json::{Value, json};
 
 use sandboxd_tests::client::{Api, Reply};
 use sandboxd_tests::fake_runtime::{FakeRuntime, Fault};
+use sandboxd_tests::host::Host;
 use sandboxd_tests::sandboxd::{Options, Sandboxd};
 
 /// The runtime faults, the columns of the table.
@@ -112,9 +117,9 @@ struct Column {
 }
 
 impl Column {
-    async fn new(fault: RtFault) -> Column {
+    async fn new(fault: RtFault, host: Host) -> Column {
         let rt = FakeRuntime::start();
-        let sd = Sandboxd::start_with(Options::for_runtime(&rt).config(
+        let sd = host.spawn(Options::for_runtime(&rt).config(
             "web_url = \"https://app.example\"\n\
              [runtime]\nreconcile_interval = 3600\nmax_num_sandboxes = 1000\n\
              [http]\ntimeout = 1\n",
@@ -235,8 +240,8 @@ fn check_read(op: &str, fault: RtFault, reply: &Reply, item: &Value, calls: u64)
     }
 }
 
-async fn column(fault: RtFault) {
-    let c = Column::new(fault).await;
+async fn column(fault: RtFault, host: Host) {
+    let c = Column::new(fault, host).await;
     let api = &c.api;
 
     // search
@@ -488,7 +493,13 @@ async fn column(fault: RtFault) {
         &stored,
     );
 
-    // poll cycle
+    poll_cycle(&c, fault).await;
+    let logs = c.sd.logs();
+    assert!(!logs.contains("panicked"), "{fault:?}: a panic in the log");
+}
+
+async fn poll_cycle(c: &Column, fault: RtFault) {
+    let api = &c.api;
     let (reply, calls) = c.under_fault(|| api.post("/admin/sync/poll")).await;
     match fault {
         RtFault::PartialBatch | RtFault::Slow | RtFault::WrongShape => {
@@ -524,17 +535,25 @@ async fn column(fault: RtFault) {
             }
         }
     }
-    let logs = c.sd.logs();
-    assert!(!logs.contains("panicked"), "{fault:?}: a panic in the log");
 }
 
 macro_rules! columns {
     ($($name:ident => $fault:expr),* $(,)?) => {
         $(
-            #[tokio::test]
-            async fn $name() {
-                let _turn = crate::serial::shared().await;
-                column($fault).await;
+            mod $name {
+                use super::*;
+
+                #[tokio::test]
+                async fn on_rust() {
+                    let _turn = crate::serial::shared().await;
+                    column($fault, Host::Rust).await;
+                }
+
+                #[tokio::test]
+                async fn on_node() {
+                    let _turn = crate::serial::shared().await;
+                    column($fault, Host::Node).await;
+                }
             }
         )*
         #[test]

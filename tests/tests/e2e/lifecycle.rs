@@ -6,17 +6,16 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use sandboxd_tests::fake_runtime::{FakeRuntime, FakeRuntimeOptions};
-use sandboxd_tests::sandboxd::{Options, Sandboxd};
+use sandboxd_tests::host::Host;
+use sandboxd_tests::sandboxd::Options;
 
 fn id_of(sandbox: &Value) -> String {
     sandbox["id"].as_str().unwrap_or_default().to_owned()
 }
 
-#[tokio::test]
-async fn a_sandbox_is_started_read_paused_resumed_and_deleted() {
-    let _turn = crate::serial::shared().await;
+async fn a_sandbox_is_started_read_paused_resumed_and_deleted(host: Host) {
     let rt = FakeRuntime::start();
-    let sd = Sandboxd::start(&rt);
+    let sd = host.start(&rt);
     let api = sd.api();
 
     let sb = api.start().await;
@@ -145,11 +144,9 @@ async fn a_sandbox_is_started_read_paused_resumed_and_deleted() {
     );
 }
 
-#[tokio::test]
-async fn every_runtime_status_maps_to_a_sandbox_status() {
-    let _turn = crate::serial::shared().await;
+async fn every_runtime_status_maps_to_a_sandbox_status(host: Host) {
     let rt = FakeRuntime::start();
-    let sd = Sandboxd::start(&rt);
+    let sd = host.start(&rt);
     let api = sd.api();
     let id = id_of(&api.start().await);
     for (raw, want) in [
@@ -173,15 +170,12 @@ async fn every_runtime_status_maps_to_a_sandbox_status() {
     );
 }
 
-#[tokio::test]
-async fn a_sandbox_starting_for_too_long_is_an_error_with_a_reason() {
-    let _turn = crate::serial::shared().await;
+async fn a_sandbox_starting_for_too_long_is_an_error_with_a_reason(host: Host) {
     let rt = FakeRuntime::start_with(FakeRuntimeOptions {
         start_status: "starting".into(),
         ..Default::default()
     });
-    let sd =
-        Sandboxd::start_with(Options::for_runtime(&rt).env("SANDBOXD_START_SANDBOX_TIMEOUT", "1"));
+    let sd = host.spawn(Options::for_runtime(&rt).env("SANDBOXD_START_SANDBOX_TIMEOUT", "1"));
     let api = sd.api();
     let sb = api.start().await;
     assert_eq!(sb["status"], "STARTING");
@@ -192,14 +186,12 @@ async fn a_sandbox_starting_for_too_long_is_an_error_with_a_reason() {
     assert!(detail.contains("start_sandbox_timeout"), "{detail}");
 }
 
-#[tokio::test]
-async fn subdomain_routing_builds_service_urls_from_the_host_name() {
-    let _turn = crate::serial::shared().await;
+async fn subdomain_routing_builds_service_urls_from_the_host_name(host: Host) {
     let rt = FakeRuntime::start_with(FakeRuntimeOptions {
         url_template: "https://{runtime_id}.sandboxes.example".into(),
         ..Default::default()
     });
-    let sd = Sandboxd::start(&rt);
+    let sd = host.start(&rt);
     let sb = sd.api().start().await;
     let rid = rt.runtime_id(&id_of(&sb)).unwrap_or_default();
     let key = sb["session_api_key"].as_str().unwrap_or_default();
@@ -214,14 +206,12 @@ async fn subdomain_routing_builds_service_urls_from_the_host_name() {
     );
 }
 
-#[tokio::test]
-async fn path_routing_builds_service_urls_under_the_runtime_id() {
-    let _turn = crate::serial::shared().await;
+async fn path_routing_builds_service_urls_under_the_runtime_id(host: Host) {
     let rt = FakeRuntime::start_with(FakeRuntimeOptions {
         url_template: "https://sandboxes.example/{runtime_id}".into(),
         ..Default::default()
     });
-    let sd = Sandboxd::start(&rt);
+    let sd = host.start(&rt);
     let sb = sd.api().start().await;
     let rid = rt.runtime_id(&id_of(&sb)).unwrap_or_default();
     let key = sb["session_api_key"].as_str().unwrap_or_default();
@@ -254,9 +244,7 @@ async fn path_routing_builds_service_urls_under_the_runtime_id() {
     );
 }
 
-#[tokio::test]
-async fn configuration_shapes_the_start_request() {
-    let _turn = crate::serial::shared().await;
+async fn configuration_shapes_the_start_request(host: Host) {
     let rt = FakeRuntime::start();
     let config = format!(
         r#"
@@ -277,7 +265,7 @@ working_dir = "/w"
         url = rt.url(),
         key = rt.api_key()
     );
-    let sd = Sandboxd::start_with(Options::default().config(&config));
+    let sd = host.spawn(Options::default().config(&config));
     let api = sd.api();
     let one = api.start().await;
     assert_eq!(one["sandbox_spec_id"], "image:one");
@@ -332,11 +320,9 @@ working_dir = "/w"
     assert_eq!(batch[1], Value::Null);
 }
 
-#[tokio::test]
-async fn caller_chosen_ids_are_kept_and_duplicates_conflict() {
-    let _turn = crate::serial::shared().await;
+async fn caller_chosen_ids_are_kept_and_duplicates_conflict(host: Host) {
     let rt = FakeRuntime::start();
-    let sd = Sandboxd::start(&rt);
+    let sd = host.start(&rt);
     let api = sd.api();
     let sb = api.post("/api/v1/sandboxes?sandbox_id=my-box_1").await.ok();
     assert_eq!(sb["id"], "my-box_1");
@@ -352,11 +338,9 @@ async fn caller_chosen_ids_are_kept_and_duplicates_conflict() {
     );
 }
 
-#[tokio::test]
-async fn the_limit_pauses_the_oldest_running_sandboxes() {
-    let _turn = crate::serial::shared().await;
+async fn the_limit_pauses_the_oldest_running_sandboxes(host: Host) {
     let rt = FakeRuntime::start();
-    let sd = Sandboxd::start_with(Options::for_runtime(&rt).env("SANDBOXD_MAX_NUM_SANDBOXES", "2"));
+    let sd = host.spawn(Options::for_runtime(&rt).env("SANDBOXD_MAX_NUM_SANDBOXES", "2"));
     let api = sd.api();
     let first = id_of(&api.start().await);
     let second = id_of(&api.start().await);
@@ -366,11 +350,9 @@ async fn the_limit_pauses_the_oldest_running_sandboxes() {
     assert_eq!(api.sandbox(&third).await["status"], "RUNNING");
 }
 
-#[tokio::test]
-async fn health_answers_without_authentication() {
-    let _turn = crate::serial::shared().await;
+async fn health_answers_without_authentication(host: Host) {
     let rt = FakeRuntime::start();
-    let sd = Sandboxd::start_with(Options::for_runtime(&rt).config(
+    let sd = host.spawn(Options::for_runtime(&rt).config(
         "[auth]\nmode = \"api-keys\"\n[[auth.keys]]\nkey = \"admin-key-0123456789\"\nadmin = true\n",
     ));
     let health = sd.api().get("/healthz").await.ok();
@@ -378,3 +360,15 @@ async fn health_answers_without_authentication() {
     assert_eq!(health["contract_version"], sandboxd_contract::VERSION);
     assert_eq!(sd.api().get("/api/v1/sandboxes/search").await.status, 401);
 }
+
+on_both_hosts!(
+    a_sandbox_is_started_read_paused_resumed_and_deleted,
+    every_runtime_status_maps_to_a_sandbox_status,
+    a_sandbox_starting_for_too_long_is_an_error_with_a_reason,
+    subdomain_routing_builds_service_urls_from_the_host_name,
+    path_routing_builds_service_urls_under_the_runtime_id,
+    configuration_shapes_the_start_request,
+    caller_chosen_ids_are_kept_and_duplicates_conflict,
+    the_limit_pauses_the_oldest_running_sandboxes,
+    health_answers_without_authentication,
+);

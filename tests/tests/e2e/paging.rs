@@ -5,14 +5,12 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use sandboxd_tests::fake_runtime::FakeRuntime;
-use sandboxd_tests::sandboxd::{Options, Sandboxd};
+use sandboxd_tests::host::Host;
+use sandboxd_tests::sandboxd::Options;
 
-#[tokio::test]
-async fn search_pages_through_everything_newest_first() {
-    let _turn = crate::serial::shared().await;
+async fn search_pages_through_everything_newest_first(host: Host) {
     let rt = FakeRuntime::start();
-    let sd =
-        Sandboxd::start_with(Options::for_runtime(&rt).env("SANDBOXD_MAX_NUM_SANDBOXES", "1000"));
+    let sd = host.spawn(Options::for_runtime(&rt).env("SANDBOXD_MAX_NUM_SANDBOXES", "1000"));
     let api = sd.api();
     let mut started = Vec::new();
     for _ in 0..230 {
@@ -84,11 +82,9 @@ async fn search_pages_through_everything_newest_first() {
     assert_eq!(unique.len(), started.len());
 }
 
-#[tokio::test]
-async fn malformed_queries_get_a_4xx_that_says_what_is_wrong() {
-    let _turn = crate::serial::shared().await;
+async fn malformed_queries_get_a_4xx_that_says_what_is_wrong(host: Host) {
     let rt = FakeRuntime::start();
-    let sd = Sandboxd::start(&rt);
+    let sd = host.start(&rt);
     let api = sd.api();
     for limit in ["0", "101", "-1", "ten", "1e2", ""] {
         let reply = api
@@ -125,3 +121,8 @@ async fn malformed_queries_get_a_4xx_that_says_what_is_wrong() {
     );
     assert_eq!(rt.count("POST", "/"), 0);
 }
+
+on_both_hosts!(
+    search_pages_through_everything_newest_first,
+    malformed_queries_get_a_4xx_that_says_what_is_wrong,
+);

@@ -10,6 +10,7 @@ use sha2::Sha256;
 use sandboxd_tests::client::Api;
 use sandboxd_tests::fake_agent::{FakeAgentServer, Fault};
 use sandboxd_tests::fake_runtime::{FakeRuntime, FakeRuntimeOptions};
+use sandboxd_tests::host::Host;
 use sandboxd_tests::receiver::Receiver;
 use sandboxd_tests::sandboxd::{Options, Sandboxd};
 
@@ -78,11 +79,9 @@ async fn event_ids(api: &Api, conversation: &str, query: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[tokio::test]
-async fn polling_syncs_conversations_and_events_exactly_once() {
-    let _turn = crate::serial::shared().await;
+async fn polling_syncs_conversations_and_events_exactly_once(host: Host) {
     let s = setup();
-    let sd = Sandboxd::start_with(polling(&s));
+    let sd = host.spawn(polling(&s));
     let api = sd.api();
     let (sandbox_id, _) = sandbox(&s, &api).await;
     let conv = s.agents.add_conversation(
@@ -120,6 +119,18 @@ async fn polling_syncs_conversations_and_events_exactly_once() {
         .await
         .ok();
     assert_eq!(page["items"], json!([events[1], events[2], events[0]]));
+    // And byte for byte: the page holds the agent server's own text of each.
+    let text = api
+        .get_text(&format!("/api/v1/conversations/{conv}/events/search"))
+        .await;
+    let sent: Vec<String> = [&events[1], &events[2], &events[0]]
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap_or_default())
+        .collect();
+    assert!(
+        text.starts_with(&format!("{{\"items\":[{}]", sent.join(","))),
+        "{text}"
+    );
     assert_eq!(
         event_ids(&api, &conv, "sort_order=TIMESTAMP_DESC&limit=2").await,
         ["e3", "e2"]
@@ -166,16 +177,14 @@ async fn polling_syncs_conversations_and_events_exactly_once() {
     );
 }
 
-#[tokio::test]
-async fn a_failing_agent_server_is_named_and_does_not_stop_the_others() {
-    let _turn = crate::serial::shared().await;
+async fn a_failing_agent_server_is_named_and_does_not_stop_the_others(host: Host) {
     let s = setup();
     let config = format!(
         "[runtime]\napi_url = \"{}\"\napi_key = \"{}\"\npolling_interval = 1\n[sync]\nrequest_timeout = 0.5\n",
         s.rt.url(),
         s.rt.api_key()
     );
-    let sd = Sandboxd::start_with(Options::default().config(&config));
+    let sd = host.spawn(Options::default().config(&config));
     let api = sd.api();
     let (good, _) = sandbox(&s, &api).await;
     let (refusing, _) = sandbox(&s, &api).await;
@@ -232,17 +241,23 @@ async fn a_failing_agent_server_is_named_and_does_not_stop_the_others() {
     }
 }
 
-#[tokio::test]
-async fn webhooks_are_authenticated_by_the_sandbox_session_key() {
-    let _turn = crate::serial::shared().await;
+/// Two users by API key (both hosts support that mode; trusted-header users
+/// are `users::a_trusted_gateway_names_the_user`'s).
+async fn webhooks_are_authenticated_by_the_sandbox_session_key(host: Host) {
     let s = setup();
-    let sd = Sandboxd::start_with(
+    let (alice_api_key, bob_api_key) = ("alice-key-0123456789abcdef", "bob-key-0123456789abcdef");
+    let keys = format!(
+        "[auth]\nmode = \"api-keys\"\n\
+         [[auth.keys]]\nkey = \"{alice_api_key}\"\nuser_id = \"alice\"\n\
+         [[auth.keys]]\nkey = \"{bob_api_key}\"\nuser_id = \"bob\"\n"
+    );
+    let sd = host.spawn(
         Options::for_runtime(&s.rt)
-            .env("SANDBOXD_AUTH_MODE", "trusted-header")
+            .config(&keys)
             .env("SANDBOXD_SYNC_MODE", "webhook"),
     );
-    let alice = sd.api().with_header("x-user-id", "alice");
-    let bob = sd.api().with_header("x-user-id", "bob");
+    let alice = sd.api().with_key(alice_api_key);
+    let bob = sd.api().with_key(bob_api_key);
     let (alice_sb, alice_key) = sandbox(&s, &alice).await;
     let (_, bob_key) = sandbox(&s, &bob).await;
     let conv = "c0ffee00-0000-4000-8000-000000000001";
@@ -339,11 +354,9 @@ async fn webhooks_are_authenticated_by_the_sandbox_session_key() {
     );
 }
 
-#[tokio::test]
-async fn an_event_that_arrives_by_webhook_and_by_poll_is_stored_once() {
-    let _turn = crate::serial::shared().await;
+async fn an_event_that_arrives_by_webhook_and_by_poll_is_stored_once(host: Host) {
     let s = setup();
-    let sd = Sandboxd::start_with(polling(&s));
+    let sd = host.spawn(polling(&s));
     let api = sd.api();
     let (sandbox_id, key) = sandbox(&s, &api).await;
     let conv = s.agents.add_conversation(&sandbox_id, json!({}));
@@ -376,6 +389,7 @@ async fn an_event_that_arrives_by_webhook_and_by_poll_is_stored_once() {
     assert_eq!(event_ids(&api, &conv, "").await, ["e1", "e2"]);
 }
 
+/// Rust host only: the Node.js host does not serve the event stream.
 #[tokio::test]
 async fn new_events_stream_as_server_sent_events() {
     let _turn = crate::serial::shared().await;
@@ -463,6 +477,7 @@ fn signature(secret: &str, body: &[u8]) -> String {
     format!("sha256={hex}")
 }
 
+/// Rust host only: the Node.js host does not serve the callback routes.
 #[tokio::test]
 async fn callbacks_are_signed_retried_logged_and_survive_a_restart() {
     let _turn = crate::serial::shared().await;
@@ -623,11 +638,9 @@ async fn callbacks_are_signed_retried_logged_and_survive_a_restart() {
     );
 }
 
-#[tokio::test]
-async fn conversation_queries_validate_their_input() {
-    let _turn = crate::serial::shared().await;
+async fn conversation_queries_validate_their_input(host: Host) {
     let s = setup();
-    let sd = Sandboxd::start(&s.rt);
+    let sd = host.start(&s.rt);
     let api = sd.api();
     assert_eq!(
         api.get("/api/v1/conversations/not-a-real-one").await.status,
@@ -652,3 +665,11 @@ async fn conversation_queries_validate_their_input() {
         .await;
     assert_eq!(bad.status, 405);
 }
+
+on_both_hosts!(
+    polling_syncs_conversations_and_events_exactly_once,
+    a_failing_agent_server_is_named_and_does_not_stop_the_others,
+    webhooks_are_authenticated_by_the_sandbox_session_key,
+    an_event_that_arrives_by_webhook_and_by_poll_is_stored_once,
+    conversation_queries_validate_their_input,
+);

@@ -4,6 +4,7 @@ use serde_json::{Value, json};
 
 use sandboxd_tests::client::Api;
 use sandboxd_tests::fake_runtime::FakeRuntime;
+use sandboxd_tests::host::Host;
 use sandboxd_tests::sandboxd::{Options, Sandboxd};
 
 const ALICE: &str = "alice-key-0123456789abcdef";
@@ -30,11 +31,9 @@ fn ids(page: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[tokio::test]
-async fn users_see_and_touch_only_their_own_sandboxes() {
-    let _turn = crate::serial::shared().await;
+async fn users_see_and_touch_only_their_own_sandboxes(host: Host) {
     let rt = FakeRuntime::start();
-    let sd = Sandboxd::start_with(Options::for_runtime(&rt).config(&keys_config()));
+    let sd = host.spawn(Options::for_runtime(&rt).config(&keys_config()));
     let (alice, bob, admin) = (
         sd.api().with_key(ALICE),
         sd.api().with_key(BOB),
@@ -115,11 +114,9 @@ async fn users_see_and_touch_only_their_own_sandboxes() {
     );
 }
 
-#[tokio::test]
-async fn requests_without_a_valid_key_are_refused() {
-    let _turn = crate::serial::shared().await;
+async fn requests_without_a_valid_key_are_refused(host: Host) {
     let rt = FakeRuntime::start();
-    let sd = Sandboxd::start_with(Options::for_runtime(&rt).config(&keys_config()));
+    let sd = host.spawn(Options::for_runtime(&rt).config(&keys_config()));
     let anonymous = sd.api();
     for reply in [
         anonymous.get("/api/v1/sandboxes/search").await,
@@ -140,6 +137,7 @@ async fn requests_without_a_valid_key_are_refused() {
     assert_eq!(rt.count("POST", "/start"), 0);
 }
 
+/// Rust host only: the Node.js host supports auth modes none and api-keys, not trusted-header.
 #[tokio::test]
 async fn a_trusted_gateway_names_the_user() {
     let _turn = crate::serial::shared().await;
@@ -167,3 +165,8 @@ async fn a_trusted_gateway_names_the_user() {
         401
     );
 }
+
+on_both_hosts!(
+    users_see_and_touch_only_their_own_sandboxes,
+    requests_without_a_valid_key_are_refused,
+);
