@@ -212,13 +212,16 @@ type MaybePromise<T> = T | Promise<T>;
  * ordered bytewise. `commit` applies all ops atomically and durably, checking
  * each precondition against the state before the commit; a failed one throws
  * `new StorageError('conflict', index)` and writes nothing. Anything else an
- * adapter throws reaches the plugin as `backend`.
+ * adapter throws reaches the plugin as `backend`. With `{ durable: false }`
+ * (the contract's `commit-relaxed`) the commit may be answered once visible,
+ * before it is on disk, as long as a later durable commit makes it durable
+ * too; an adapter may ignore the option and always commit durably.
  */
 export interface StorageAdapter {
   get(table: string, key: Uint8Array): MaybePromise<Uint8Array | undefined>;
   getMany(table: string, keys: Uint8Array[]): MaybePromise<(Uint8Array | undefined)[]>;
   scan(request: ScanRequest): MaybePromise<Entry[]>;
-  commit(ops: Op[]): MaybePromise<void>;
+  commit(ops: Op[], options?: { durable?: boolean }): MaybePromise<void>;
   close?(): void;
 }
 
@@ -242,7 +245,7 @@ export class SqliteStore implements StorageAdapter {
   get(table: string, key: Uint8Array): Uint8Array | undefined;
   getMany(table: string, keys: Uint8Array[]): (Uint8Array | undefined)[];
   scan(request: ScanRequest): Entry[];
-  commit(ops: Op[]): Promise<void>;
+  commit(ops: Op[], options?: { durable?: boolean }): Promise<void>;
   close(): void;
 }
 

@@ -79,6 +79,18 @@ for (const [name, make] of Object.entries(backends)) {
     s.close();
   });
 
+  test(`${name}: a relaxed commit is atomic, checked and visible at once, like a durable one`, async () => {
+    const s = new CheckedStore(make());
+    const relaxed = { durable: false };
+    await s.commit([put('t', 'a', '1'), put('t', 'b', '2')], relaxed);
+    assert.equal(Buffer.from(await s.get('t', b('a'))).toString(), '1');
+    assert.deepEqual(await storageError(s.commit([put('t', 'c', '3'), absent('t', 'a')], relaxed)), { tag: 'conflict', val: 1 });
+    assert.equal(await s.get('t', b('c')), undefined);
+    await s.commit([equals('t', 'a', '1'), put('t', 'a', '4')]);
+    assert.equal(Buffer.from(await s.get('t', b('a'))).toString(), '4');
+    s.close();
+  });
+
   test(`${name}: concurrent commits each see the ones before them`, async () => {
     const s = new CheckedStore(make());
     // Ten claims of one key at once: exactly one wins.
@@ -148,9 +160,12 @@ for (const [name, make] of Object.entries(backends)) {
 test('sqlite: what is committed survives a reopen', async () => {
   const path = join(mkdtempSync(join(tmpdir(), 'sandboxd-node-')), 'store.sqlite');
   const a = new CheckedStore(new SqliteStore(path));
+  // A relaxed commit is made durable by the durable one after it.
+  await a.commit([put('t', 'r', 'relaxed')], { durable: false });
   await a.commit([put('t', 'k', 'durable')]);
   a.close();
   const b2 = new CheckedStore(new SqliteStore(path));
   assert.equal(Buffer.from(await b2.get('t', b('k'))).toString(), 'durable');
+  assert.equal(Buffer.from(await b2.get('t', b('r'))).toString(), 'relaxed');
   b2.close();
 });

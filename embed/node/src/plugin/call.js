@@ -120,13 +120,9 @@ function imports(call, pluginVersion) {
       get: (table, key) => wit(call, () => store.get(table, key)),
       getMany: (table, keys) => wit(call, () => store.getMany(table, keys)),
       scan: (request) => wit(call, () => store.scan(request)),
-      commit: (ops) =>
-        wit(call, () => {
-          let written = 0;
-          for (const op of ops) if (op.tag === 'put') written += op.val.key.length + op.val.value.length;
-          call.meter.writes(written);
-          return store.commit(ops);
-        }),
+      commit: (ops) => wit(call, () => metered(call, ops, () => store.commit(ops))),
+      // Visible at once, durable with the next commit (contract 0.4.1).
+      commitRelaxed: (ops) => wit(call, () => metered(call, ops, () => store.commit(ops, { durable: false }))),
     },
     'sandboxd:plugin/log': {
       log(level, message, fields) {
@@ -213,4 +209,12 @@ function classify(e, plugin, logger) {
   }
   logger.log('error', 'plugin call trapped', { error_id: id, plugin: plugin.pluginVersion, error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
   return new CallError('trap', `the plugin failed (error id ${id})`);
+}
+
+/** Charge a commit's bytes to the call's write budget, then run it. */
+function metered(call, ops, commit) {
+  let written = 0;
+  for (const op of ops) if (op.tag === 'put') written += op.val.key.length + op.val.value.length;
+  call.meter.writes(written);
+  return commit();
 }

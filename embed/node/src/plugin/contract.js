@@ -1,4 +1,4 @@
-// The contract this host implements (`wit/`, package sandboxd:plugin@0.4.0),
+// The contract this host implements (`wit/`, package sandboxd:plugin@0.4.1),
 // as jco needs to know it: which imports may suspend the plugin (JSPI: the
 // contract's and WASI's waits, `./clock.js`) and
 // which exports return promises, and whether a plugin's declared version is
@@ -6,13 +6,13 @@
 
 import { ASYNC_WASI_IMPORTS } from './clock.js';
 
-export const CONTRACT_VERSION = '0.4.0';
+export const CONTRACT_VERSION = '0.4.1';
 const PACKAGE = 'sandboxd:plugin/';
 
 /** Imports that wait on the network or the store: the plugin suspends on them. */
 const ASYNC_IMPORTS = {
   http: ['send', 'send-batch', 'finish-batch'],
-  storage: ['get', 'get-many', 'scan', 'commit'],
+  storage: ['get', 'get-many', 'scan', 'commit', 'commit-relaxed'],
 };
 
 /** Every function the host may call (all of them return promises under JSPI). */

@@ -53,10 +53,13 @@ export class CheckedStore {
     return rows.length > limit ? rows.slice(0, limit) : rows;
   }
 
-  /** @param {import('../index.js').Op[]} ops */
-  async commit(ops) {
+  /**
+   * @param {import('../index.js').Op[]} ops
+   * @param {{ durable?: boolean }} [options] `durable: false`: answer once visible.
+   */
+  async commit(ops, options) {
     checkOps(ops);
-    await guarded(() => this.adapter.commit(ops));
+    await guarded(() => this.adapter.commit(ops, options));
   }
 
   /** Every entry of one of the host's own tables. */

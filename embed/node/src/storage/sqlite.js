@@ -77,9 +77,9 @@ export class SqliteStore {
     return stmt.all(...args).map((row) => ({ key: /** @type {Uint8Array} */ (row.k), value: /** @type {Uint8Array} */ (row.v) }));
   }
 
-  commit(ops) {
+  commit(ops, { durable = true } = {}) {
     return new Promise((resolve, reject) => {
-      this.queue.push({ ops, resolve, reject });
+      this.queue.push({ ops, durable, resolve, reject });
       if (this.queue.length === 1) setImmediate(() => this.flush());
     });
   }
@@ -90,7 +90,11 @@ export class SqliteStore {
       const jobs = this.queue.splice(0, MAX_BATCH);
       /** @type {(StorageError | undefined)[]} */
       let outcomes;
+      // A batch of relaxed commits only skips the WAL's fsync (WAL frames are
+      // ordered: the next durable commit's sync covers them).
+      const relaxed = jobs.every((job) => !job.durable);
       try {
+        if (relaxed) this.db.exec('PRAGMA synchronous = NORMAL');
         this.db.exec('BEGIN IMMEDIATE');
         try {
           outcomes = jobs.map((job) => this.applyOne(job.ops));
@@ -103,6 +107,8 @@ export class SqliteStore {
         const failure = backend(e);
         for (const job of jobs) job.reject(failure);
         continue;
+      } finally {
+        if (relaxed) this.db.exec('PRAGMA synchronous = FULL');
       }
       jobs.forEach((job, i) => (outcomes[i] ? job.reject(outcomes[i]) : job.resolve()));
     }
