@@ -39,6 +39,8 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use crate::bindings::storage::{Bound, KeyRef, Op, PutOp, ScanRequest};
 use crate::storage::{Namespace, Store};
 
+mod learn;
+
 /// Host names of cloud metadata services.
 const METADATA_HOSTS: &[&str] = &["metadata.google.internal", "metadata.goog", "metadata"];
 
@@ -418,12 +420,7 @@ impl EgressPolicy {
         if !self.rules.contains(&Rule::Agents) || !contains(body, b"\"url\"") {
             return;
         }
-        let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
-            return;
-        };
-        let mut origins = Vec::new();
-        collect_url_origins(&json, 0, &mut origins);
-        let new = self.remember_agents(origins);
+        let new = self.remember_agents(learn::url_origins(body));
         if new.is_empty() || !self.store.is_shared() {
             return;
         }
@@ -538,37 +535,6 @@ fn origin_key(origin: &str, id: &str) -> Vec<u8> {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Deep enough for `{"runtimes": [{"url": …}]}` and a little more.
-const MAX_DEPTH: usize = 4;
-
-fn collect_url_origins(value: &serde_json::Value, depth: usize, out: &mut Vec<String>) {
-    if depth > MAX_DEPTH {
-        return;
-    }
-    match value {
-        serde_json::Value::Object(map) => {
-            for (key, v) in map {
-                match v {
-                    serde_json::Value::String(s) if key == "url" => {
-                        if let Ok(url) = url::Url::parse(s)
-                            && matches!(url.scheme(), "http" | "https")
-                        {
-                            out.push(origin_of(&url));
-                        }
-                    }
-                    _ => collect_url_origins(v, depth + 1, out),
-                }
-            }
-        }
-        serde_json::Value::Array(items) => {
-            for v in items {
-                collect_url_origins(v, depth + 1, out);
-            }
-        }
-        _ => {}
-    }
 }
 
 pub struct PolicyResolver;
