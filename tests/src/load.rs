@@ -42,8 +42,10 @@ impl Stats {
     /// Several runs of one operation as one (their requests, errors, time and
     /// latencies added up).
     pub fn combine(name: &str, runs: Vec<Stats>) -> Stats {
-        let mut latencies: Vec<Duration> =
-            runs.iter().flat_map(|r| r.latencies.iter().copied()).collect();
+        let mut latencies: Vec<Duration> = runs
+            .iter()
+            .flat_map(|r| r.latencies.iter().copied())
+            .collect();
         latencies.sort_unstable();
         Stats {
             name: name.to_owned(),

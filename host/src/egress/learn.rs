@@ -120,7 +120,9 @@ mod tests {
     #[test]
     fn finds_the_url_fields_of_a_runtime_a_list_and_a_batch() {
         assert_eq!(
-            url_origins(br#"{"runtime_id": "r1", "url": "https://a.example/x", "session_api_key": "k"}"#),
+            url_origins(
+                br#"{"runtime_id": "r1", "url": "https://a.example/x", "session_api_key": "k"}"#
+            ),
             ["https://a.example"]
         );
         assert_eq!(
@@ -143,7 +145,10 @@ mod tests {
 
     #[test]
     fn too_deep_and_not_json_teach_nothing() {
-        assert!(url_origins(br#"{"a": {"b": {"c": {"d": {"e": {"url": "https://deep.example"}}}}}}"#).is_empty());
+        assert!(
+            url_origins(br#"{"a": {"b": {"c": {"d": {"e": {"url": "https://deep.example"}}}}}}"#)
+                .is_empty()
+        );
         assert!(url_origins(b"<html>").is_empty());
         assert!(url_origins(br#"{"url": "https://half.example", "#).is_empty());
         assert!(url_origins(b"").is_empty());

@@ -539,7 +539,11 @@ async fn relaxed(store: &Store, ops: Vec<Op>) -> Result<(), StorageError> {
 async fn a_relaxed_commit_is_atomic_checked_and_visible_at_once(stores: &[Store]) {
     let writer = &stores[0];
     assert_eq!(
-        relaxed(writer, vec![put("c_relaxed", b"a", b"1"), put("c_relaxed", b"b", b"2")]).await,
+        relaxed(
+            writer,
+            vec![put("c_relaxed", b"a", b"1"), put("c_relaxed", b"b", b"2")]
+        )
+        .await,
         Ok(())
     );
     for reader in stores {
@@ -574,7 +578,9 @@ async fn a_relaxed_commit_is_atomic_checked_and_visible_at_once(stores: &[Store]
     );
     assert_eq!(
         relaxed(writer, vec![put("c_relaxed", &[0u8; 1025], b"")]).await,
-        Err(StorageError::Invalid("key of 1025 bytes exceeds 1024".into()))
+        Err(StorageError::Invalid(
+            "key of 1025 bytes exceeds 1024".into()
+        ))
     );
 }
 

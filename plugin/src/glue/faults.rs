@@ -13,10 +13,13 @@
 //! | `fault-egress-PORT`  | asks for `http://127.0.0.1:PORT/exfiltrate`, answers what the host said |
 //! | `fault-background`   | from now on, every poll cycle and delivery run traps   |
 //! | `fault-calm`         | undoes `fault-background`                              |
+//! | `fault-remember`     | answers 400 saying what this instance's memory holds from earlier calls |
 //!
 //! Every other call behaves exactly like the normal plugin.
 
-use super::sandboxd::plugin::{http, settings, storage, types};
+use std::sync::Mutex;
+
+use super::sandboxd::plugin::{http, settings, storage, types, user_context};
 
 /// Where the `fault-background` switch is kept.
 const TABLE: &str = "faults";
@@ -31,6 +34,7 @@ pub fn on_get(id: &str) -> Option<Result<types::SandboxInfo, types::Error>> {
         "fault-flood" => Some(flood()),
         "fault-background" => Some(set_background(true)),
         "fault-calm" => Some(set_background(false)),
+        "fault-remember" => Some(remember()),
         _ => {
             let port = id.strip_prefix("fault-egress-")?;
             Some(egress(port))
@@ -43,6 +47,26 @@ pub fn before_background_call() {
     if let Ok(Some(_)) = storage::get(TABLE, BACKGROUND_KEY) {
         panic!("deliberate trap in a background call (fault-background)");
     }
+}
+
+/// What earlier calls on this instance left in its memory: a plugin's globals
+/// are what a host that reused instances would carry from one caller to the
+/// next. With a fresh instance per call, every answer says "call 1" and "no
+/// earlier caller".
+static MEMORY: Mutex<(u32, Option<String>)> = Mutex::new((0, None));
+
+fn remember() -> Result<types::SandboxInfo, types::Error> {
+    let user = user_context::current_user().unwrap_or_else(|| "(everyone)".into());
+    let Ok(mut memory) = MEMORY.lock() else {
+        return Err(types::Error::Internal("fault-remember: poisoned".into()));
+    };
+    memory.0 += 1;
+    let earlier = memory.1.replace(user.clone());
+    Err(types::Error::InvalidInput(format!(
+        "fault-remember: call {} on this instance, for {user}; earlier caller: {}",
+        memory.0,
+        earlier.as_deref().unwrap_or("none")
+    )))
 }
 
 fn spin() -> ! {

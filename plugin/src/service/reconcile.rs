@@ -304,8 +304,7 @@ impl Service<'_> {
         let mut fixes: Vec<(&SandboxRecord, crate::ports::Op)> = Vec::new();
         let mut present = std::collections::HashSet::new();
         for (key, id) in indexed {
-            let Some(record) = std::str::from_utf8(&id).ok().and_then(|id| records.get(id))
-            else {
+            let Some(record) = std::str::from_utf8(&id).ok().and_then(|id| records.get(id)) else {
                 continue;
             };
             if record.is_active() && record.owner_key() == key {

@@ -303,7 +303,16 @@ async fn main() {
         );
     }
     let p50 = |s: &Stats| s.p50().as_secs_f64();
-    let [healthz, raw_batch1, raw_get1, raw_batch100, get, first, deep, batch]: [Stats; 8] = seq
+    let [
+        healthz,
+        raw_batch1,
+        raw_get1,
+        raw_batch100,
+        get,
+        first,
+        deep,
+        batch,
+    ]: [Stats; 8] = seq
         .into_iter()
         .map(|r| median_by(r, p50))
         .collect::<Vec<_>>()

@@ -332,3 +332,37 @@ async fn a_plugin_that_keeps_trapping_in_the_background_does_not_make_the_host_s
     assert_eq!(cycle.status, 200, "{:?}", cycle.body);
     f.swap_in_a_good_plugin().await;
 }
+
+/// The isolation promise: one fresh instance per call, so nothing a call
+/// leaves in the plugin's memory (its globals) reaches the next call, whoever
+/// makes it. `fault-remember` answers with what the instance's memory holds
+/// from earlier calls; a host that reused instances would show a count above
+/// one, or the previous caller's name.
+#[tokio::test]
+async fn nothing_of_one_call_is_visible_to_the_next() {
+    let _turn = crate::serial::shared().await;
+    let rt = FakeRuntime::start();
+    let (alice, bob) = ("alice-key-0123456789abcdef", "bob-key-0123456789abcdef");
+    let f = start(
+        &rt,
+        &format!(
+            "[auth]\nmode = \"api-keys\"\n\
+             [[auth.keys]]\nkey = \"{alice}\"\nuser_id = \"alice\"\n\
+             [[auth.keys]]\nkey = \"{bob}\"\nuser_id = \"bob\"\n"
+        ),
+    );
+    let callers = [
+        ("alice", f.sd.api().with_key(alice)),
+        ("bob", f.sd.api().with_key(bob)),
+    ];
+    for round in 0..20 {
+        let (name, api) = &callers[round % 2];
+        let reply = api.get("/api/v1/sandboxes/fault-remember").await;
+        assert_eq!(reply.status, 400, "{:?}", reply.body);
+        assert_eq!(
+            reply.detail(),
+            format!("fault-remember: call 1 on this instance, for {name}; earlier caller: none"),
+            "round {round}"
+        );
+    }
+}

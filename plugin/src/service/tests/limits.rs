@@ -72,7 +72,11 @@ fn the_limit_asks_the_runtime_only_when_the_caller_has_enough_active_sandboxes()
     assert_eq!(asked(&w), 0, "three active after one was paused");
     start(&w, Some("alice"));
     assert_eq!(w.runtime.count("GET /sessions/batch"), 1);
-    assert_eq!(w.runtime.count("GET /list"), 0, "never the whole runtime list");
+    assert_eq!(
+        w.runtime.count("GET /list"),
+        0,
+        "never the whole runtime list"
+    );
 }
 
 #[test]
