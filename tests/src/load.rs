@@ -108,3 +108,33 @@ where
         latencies,
     }
 }
+
+/// A client for benchmarks on loopback: no proxy, no Nagle delay, and up to
+/// `idle` kept-alive connections per host (one per concurrent caller).
+pub fn client(idle: usize) -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(idle)
+        .tcp_nodelay(true)
+        .build()
+        .unwrap_or_else(|e| panic!("client: {e}"))
+}
+
+/// One request: successful on 2xx with its whole body read.
+pub async fn send_ok(req: reqwest::RequestBuilder) -> bool {
+    match req.send().await {
+        Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A small deterministic pseudo-random sequence in `0..n`, so every run asks
+/// for the same items in the same order.
+pub fn pick(i: usize, n: usize) -> usize {
+    (i.wrapping_mul(2_654_435_761) ^ (i >> 3)) % n
+}
+
+/// Milliseconds with three decimals, for the tables.
+pub fn ms(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64() * 1e3)
+}

@@ -2,21 +2,22 @@
 //!
 //! Before a start or a resume, the caller's running sandboxes beyond `max - 1` are
 //! paused, oldest first, to make room. Only the caller's *active* sandboxes
-//! (`schema::sandboxes`) are counted and, when there are more than `max - 1`,
-//! asked about: the cost follows what runs, not what is stored. This is housekeeping for the call it
-//! guards: any failure in it is logged and never fails the start or resume.
+//! (see `schema::sandboxes`) are counted, and only when there are more than
+//! `max - 1` of them is the runtime asked which really run: the cost follows
+//! what runs, not what is stored. This is housekeeping for the call it guards:
+//! any failure in it is logged and never fails the start or resume.
 
 use super::Service;
 use crate::error::Result;
 use crate::model::Status;
 use crate::ports::{Bound, Level, Scan};
+use crate::schema::{self, SandboxRecord};
+use crate::status;
 
 /// Active-index entries read per scan.
 const PAGE: usize = 1_000;
 /// Ids per runtime batch request (its URL stays short).
 const BATCH: usize = 100;
-use crate::schema::{self, SandboxRecord};
-use crate::status;
 
 impl Service<'_> {
     /// Make room for one more running sandbox of the caller. `except` is the

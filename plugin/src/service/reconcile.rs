@@ -358,40 +358,24 @@ impl Service<'_> {
         }
     }
 
-    /// Every sandbox record, by id.
+    /// Every sandbox record, by id (an unreadable one is logged and left out).
     fn all_records(&self) -> Result<HashMap<String, SandboxRecord>> {
         let mut all = HashMap::new();
-        let mut start = Bound::Unbounded;
-        loop {
-            let page = self.store.scan(Scan {
-                table: schema::SANDBOXES,
-                start,
-                end: Bound::Unbounded,
-                reverse: false,
-                limit: SCAN_PAGE,
-            })?;
-            let full = page.len() == SCAN_PAGE as usize;
-            let mut last = None;
-            for (key, value) in page {
-                match SandboxRecord::decode(&value) {
-                    Ok(record) => {
-                        all.insert(record.id.clone(), record);
-                    }
-                    Err(e) => self.log(
-                        Level::Error,
-                        "unreadable sandbox record",
-                        &[
-                            ("key", &String::from_utf8_lossy(&key)),
-                            ("error", &e.to_string()),
-                        ],
-                    ),
+        for (key, value) in self.scan_all(schema::SANDBOXES)? {
+            match SandboxRecord::decode(&value) {
+                Ok(record) => {
+                    all.insert(record.id.clone(), record);
                 }
-                last = Some(key);
-            }
-            match (full, last) {
-                (true, Some(key)) => start = Bound::Excluded(key),
-                _ => return Ok(all),
+                Err(e) => self.log(
+                    Level::Error,
+                    "unreadable sandbox record",
+                    &[
+                        ("key", &String::from_utf8_lossy(&key)),
+                        ("error", &e.to_string()),
+                    ],
+                ),
             }
         }
+        Ok(all)
     }
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use sandboxd_tests::fake_runtime::{FakeRuntime, FakeRuntimeOptions};
 use sandboxd_tests::host::Host;
-use sandboxd_tests::load::{self, Stats};
+use sandboxd_tests::load::{self, Stats, ms, pick, send_ok};
 use sandboxd_tests::sandboxd::Options;
 
 /// Concurrent clients for throughput runs.
@@ -33,36 +33,9 @@ fn sandboxes() -> usize {
         .unwrap_or(1_000)
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .pool_max_idle_per_host(64)
-        .tcp_nodelay(true)
-        .build()
-        .unwrap_or_else(|e| panic!("client: {e}"))
-}
-
-/// A request that succeeds on 200 and reads the whole body.
-async fn ok(req: reqwest::RequestBuilder) -> bool {
-    match req.send().await {
-        Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
-        Err(_) => false,
-    }
-}
-
-/// A small deterministic pseudo-random sequence: every run asks for the same
-/// sandboxes in the same order.
-fn pick(i: usize, n: usize) -> usize {
-    (i.wrapping_mul(2_654_435_761) ^ (i >> 3)) % n
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3}", d.as_secs_f64() * 1e3)
-}
-
 /// The work, on the host at `base`: start, get, search, delete.
 async fn work(host: &str, base: &str, n: usize) -> Vec<(String, Stats)> {
-    let http = client();
+    let http = load::client(64);
     let ids: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
     let mut out = Vec::new();
     let start = {
@@ -95,21 +68,21 @@ async fn work(host: &str, base: &str, n: usize) -> Vec<(String, Stats)> {
         let (h, b, ids) = (http.clone(), base.to_owned(), ids.clone());
         let s = load::run(name, requests, concurrency, move |i| {
             let url = format!("{b}/api/v1/sandboxes/{}", ids[pick(i, count)]);
-            ok(h.get(url))
+            send_ok(h.get(url))
         })
         .await;
         out.push((format!("{host}: {name}"), s));
     }
     let (h, b) = (http.clone(), base.to_owned());
     let s = load::run("search", 500, CONCURRENCY, move |_| {
-        ok(h.get(format!("{b}/api/v1/sandboxes/search?limit=100")))
+        send_ok(h.get(format!("{b}/api/v1/sandboxes/search?limit=100")))
     })
     .await;
     out.push((format!("{host}: search, first page (limit 100)"), s));
 
     let (h, b, ids2) = (http.clone(), base.to_owned(), ids.clone());
     let s = load::run("delete", ids.len(), CONCURRENCY, move |i| {
-        ok(h.delete(format!("{b}/api/v1/sandboxes/{}", ids2[i])))
+        send_ok(h.delete(format!("{b}/api/v1/sandboxes/{}", ids2[i])))
     })
     .await;
     out.push((format!("{host}: delete"), s));
@@ -135,14 +108,16 @@ async fn main() {
     let node = Host::Node.spawn(options);
 
     // References: the raw runtime round trips the work is made of.
-    let http = client();
+    let http = load::client(64);
     let mut rows: Vec<(String, Stats)> = Vec::new();
     {
         let (h, u, k) = (http.clone(), rt.url().to_owned(), rt.api_key().to_owned());
         rt.insert_runtime("bench-raw", "running");
         let s = load::run("raw", 20_000, CONCURRENCY, move |_| {
-            ok(h.get(format!("{u}/sessions/bench-raw"))
-                .header("x-api-key", k.clone()))
+            send_ok(
+                h.get(format!("{u}/sessions/bench-raw"))
+                    .header("x-api-key", k.clone()),
+            )
         })
         .await;
         rows.push(("raw runtime GET /sessions/{id}".into(), s));

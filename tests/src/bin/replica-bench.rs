@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use sandboxd_tests::fake_agent::{FakeAgentServer, FakeAgentServerOptions};
 use sandboxd_tests::fake_runtime::{FakeRuntime, FakeRuntimeOptions};
-use sandboxd_tests::load::{self, Stats};
+use sandboxd_tests::load::{self, Stats, ms, send_ok};
 use sandboxd_tests::postgres::{Durability, Postgres};
 use sandboxd_tests::sandboxd::{Options, Sandboxd};
 
@@ -39,23 +39,6 @@ const POLLED: usize = 60;
 const INTERVAL: u64 = 2;
 /// Cycles counted.
 const CYCLES: u64 = 5;
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .pool_max_idle_per_host(64)
-        .tcp_nodelay(true)
-        .build()
-        .unwrap_or_else(|e| panic!("client: {e}"))
-}
-
-/// A GET that succeeds on 2xx and reads the whole body.
-async fn get_ok(client: &reqwest::Client, url: String) -> bool {
-    match client.get(url).send().await {
-        Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
-        Err(_) => false,
-    }
-}
 
 /// Where the state lives.
 #[derive(Clone, Copy)]
@@ -105,7 +88,7 @@ async fn api_work(backend: Backend, rt: &FakeRuntime, pg: &Postgres) -> (Vec<Sta
     );
     let bases: Arc<Vec<String>> = Arc::new(fleet.iter().map(|s| s.url().to_owned()).collect());
     let cpu_before: Vec<Option<Duration>> = fleet.iter().map(Sandboxd::cpu_time).collect();
-    let http = client();
+    let http = load::client(64);
     let label = backend.label();
     let base = move |bases: &[String], i: usize| bases[i % bases.len()].clone();
 
@@ -142,7 +125,7 @@ async fn api_work(backend: Backend, rt: &FakeRuntime, pg: &Postgres) -> (Vec<Sta
             ids2.get((i * 7919) % n).map_or("", String::as_str)
         );
         let h = h.clone();
-        async move { get_ok(&h, url).await }
+        async move { send_ok(h.get(url)).await }
     })
     .await;
 
@@ -154,7 +137,7 @@ async fn api_work(backend: Backend, rt: &FakeRuntime, pg: &Postgres) -> (Vec<Sta
         move |i| {
             let url = format!("{}/api/v1/sandboxes/search?limit=100", base(&b, i));
             let h = h.clone();
-            async move { get_ok(&h, url).await }
+            async move { send_ok(h.get(url)).await }
         },
     )
     .await;
@@ -236,10 +219,6 @@ async fn poll_cycles(replicas: usize, pg: &Postgres) -> CycleCount {
         requests_per_sandbox: requests as f64 / per,
         searches_per_sandbox: searches as f64 / per,
     }
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3}", d.as_secs_f64() * 1e3)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]

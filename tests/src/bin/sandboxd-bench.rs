@@ -26,7 +26,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use sandboxd_tests::fake_runtime::{FakeRuntime, FakeRuntimeOptions};
-use sandboxd_tests::load::{self, Stats};
+use sandboxd_tests::load::{self, Stats, ms, pick, send_ok};
 use sandboxd_tests::sandboxd::{self, Options, Sandboxd};
 
 fn env_or(name: &str, default: usize) -> usize {
@@ -38,33 +38,6 @@ fn env_or(name: &str, default: usize) -> usize {
 
 /// Clients of the throughput runs.
 const CLIENTS: usize = 64;
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .pool_max_idle_per_host(CLIENTS)
-        .tcp_nodelay(true)
-        .build()
-        .unwrap_or_else(|e| panic!("client: {e}"))
-}
-
-/// One request, successful on 2xx with its whole body read.
-async fn send_ok(req: reqwest::RequestBuilder) -> bool {
-    match req.send().await {
-        Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
-        Err(_) => false,
-    }
-}
-
-/// A small deterministic pseudo-random sequence, so every run asks for the
-/// same sandboxes in the same order.
-fn pick(i: usize, n: usize) -> usize {
-    (i.wrapping_mul(2_654_435_761) ^ (i >> 3)) % n
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3}", d.as_secs_f64() * 1e3)
-}
 
 /// What the benchmark talks to.
 struct Bench {
@@ -156,7 +129,7 @@ async fn main() {
             // The raw /start calls below make runtimes no record claims.
             .env("SANDBOXD_ORPHANS", "keep"),
     );
-    let http = client();
+    let http = load::client(CLIENTS);
 
     // ---- fill the store ----
     eprintln!("starting {stored} sandboxes…");
