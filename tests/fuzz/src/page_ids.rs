@@ -185,7 +185,8 @@ fn search(world: &World<'_>, page_id: &str, [after, kind, gte, lt, flags]: [&[u8
 
 /// A stream resumed after `after` sends the stored events that came after it,
 /// in the order they came (the batch's order, as stored), from the first when
-/// `after` is not an event of the conversation.
+/// `after` is not an event of the conversation. Whitespace around `after` is
+/// not part of it, as around a `Last-Event-ID` header's value.
 fn check_stream(world: &World<'_>, after: Option<&str>, limit: u32) {
     let service = world.service(Some("alice"));
     let stored = service
@@ -207,6 +208,7 @@ fn check_stream(world: &World<'_>, after: Option<&str>, limit: u32) {
         "events stream in the order they came"
     );
     let from = after
+        .map(str::trim)
         .and_then(|a| stored.ids.iter().position(|id| id == a))
         .map_or(0, |i| i + 1);
     let page = service
