@@ -28,4 +28,4 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::sandboxd::plugin::{http, log, settings, storage, types, user_context};
-pub use exports::sandboxd::plugin::{callbacks, conversations, sandboxes, sync};
+pub use exports::sandboxd::plugin::{callbacks, conversations, lifecycle, sandboxes, sync};

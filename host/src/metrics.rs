@@ -16,6 +16,7 @@ use std::time::Duration;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::bindings::lifecycle::PassSummary;
 use crate::bindings::sandboxes::StatusCounts;
 
 pub const HTTP_REQUESTS: &str = "sandboxd_http_requests_total";
@@ -30,6 +31,8 @@ pub const POLL_DURATION: &str = "sandboxd_poll_cycle_duration_seconds";
 pub const EVENTS_STORED: &str = "sandboxd_events_stored_total";
 pub const CALLBACK_DELIVERIES: &str = "sandboxd_callback_deliveries_total";
 pub const STORAGE_COMMIT_DURATION: &str = "sandboxd_storage_commit_duration_seconds";
+pub const LIFECYCLE_ACTIONS: &str = "sandboxd_lifecycle_actions_total";
+pub const LIFECYCLE_DURATION: &str = "sandboxd_lifecycle_pass_duration_seconds";
 
 /// Histogram buckets (seconds) for every `_seconds` family: from a cached read
 /// (well under a millisecond) to a poll cycle of a large fleet (minutes).
@@ -132,11 +135,36 @@ fn describe() {
         CALLBACK_DELIVERIES,
         "Event callback delivery attempts, by outcome (delivered, retry, failed)."
     );
+    describe_counter!(
+        LIFECYCLE_ACTIONS,
+        "What lifecycle policy passes did: paused, deleted, observed (a runtime change recorded), keys_retired, histories_purged, failed."
+    );
+    describe_histogram!(
+        LIFECYCLE_DURATION,
+        metrics::Unit::Seconds,
+        "Duration of lifecycle policy passes."
+    );
     describe_histogram!(
         STORAGE_COMMIT_DURATION,
         metrics::Unit::Seconds,
         "Time from handing a commit to the store until it is durable."
     );
+}
+
+/// What one lifecycle pass did, and how long it took.
+pub fn lifecycle_pass(s: &PassSummary, elapsed: Duration) {
+    let failed = u32::try_from(s.failures.len()).unwrap_or(u32::MAX);
+    for (action, n) in [
+        ("paused", s.paused),
+        ("deleted", s.deleted),
+        ("observed", s.observed),
+        ("keys_retired", s.keys_retired),
+        ("histories_purged", s.histories_purged),
+        ("failed", failed),
+    ] {
+        counter!(LIFECYCLE_ACTIONS, "action" => action).increment(u64::from(n));
+    }
+    histogram!(LIFECYCLE_DURATION).record(elapsed.as_secs_f64());
 }
 
 pub fn http_request(route: String, method: &str, status: u16, elapsed: Duration) {

@@ -19,7 +19,10 @@ use crate::local_runtime::{Endpoint, LocalRuntime};
 use crate::metrics;
 use crate::plugin::{CallLimits, EMBEDDED_PLUGIN, HostOptions, PluginHost};
 use crate::storage::{PgStore, RedbStore, Store};
-use crate::sync::{Changes, Poller, Reconciler, run_deliveries, run_poller, run_reconciler};
+use crate::sync::{
+    Changes, Lifecycle, Poller, Reconciler, run_deliveries, run_lifecycle, run_poller,
+    run_reconciler,
+};
 
 /// How long requests in flight may take to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -234,6 +237,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         reconciler.clone(),
         Duration::from_secs(u64::from(config.runtime.reconcile_interval_secs)),
     ));
+    let lifecycle = Arc::new(Lifecycle::new(
+        plugin.clone(),
+        changes.clone(),
+        cluster.clone(),
+    ));
+    tokio::spawn(run_lifecycle(lifecycle.clone(), config.lifecycle.interval));
     let state = Arc::new(AppState {
         plugin: plugin.clone(),
         auth: Authenticator::new(&config.auth)?,
@@ -241,11 +250,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         host_key,
         poller: poller.clone(),
         reconciler,
+        lifecycle,
         egress,
         store,
         cluster: cluster.clone(),
         watching: _watcher.is_some(),
     });
+    if let (Some(local), true) = (&local, config.lifecycle.wake_on_request) {
+        let plugin = plugin.clone();
+        local.wake_with(Arc::new(move |session_id: String| {
+            let plugin = plugin.clone();
+            Box::pin(async move {
+                plugin
+                    .lifecycle(&crate::plugin::Caller::Host)
+                    .wake(&session_id)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+        }));
+    }
     let (router, _doc) = api::app(state, &config.auth)?;
     if config.sync.plan.poll {
         tokio::spawn(run_poller(poller, interval));

@@ -22,6 +22,10 @@ pub enum Error {
     Upstream(String),
     #[error("{0}")]
     Storage(String),
+    /// Could not be done now but may be soon (a transient upstream failure):
+    /// the detail, and the seconds to wait.
+    #[error("{0}")]
+    Unavailable(String, u32),
     #[error("{0}")]
     Internal(String),
 }

@@ -1,7 +1,9 @@
 //! The service's domain types, independent of the WIT bindings (the glue converts).
 
-/// The five statuses the app sees.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The five statuses the app sees (stored in the history as the API spells
+/// them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Status {
     Starting,
     Running,
@@ -75,4 +77,70 @@ pub struct Settings {
     pub specs: Vec<SandboxSpec>,
     /// Deadline of one request to an agent server during sync.
     pub agent_request_timeout_ms: u32,
+    /// Each spec's lifecycle policy, by spec id (overrides applied by the host).
+    pub spec_policies: Vec<(String, LifecyclePolicy)>,
+    /// The policy of a sandbox whose spec is no longer configured.
+    pub default_policy: LifecyclePolicy,
+    pub teardown_grace_secs: u32,
+    pub history_retention_secs: u32,
+}
+
+impl Settings {
+    /// The lifecycle policy of sandboxes started from `spec_id`.
+    pub fn policy_of(&self, spec_id: &str) -> LifecyclePolicy {
+        self.spec_policies
+            .iter()
+            .find(|(id, _)| id == spec_id)
+            .map_or(self.default_policy, |(_, p)| *p)
+    }
+}
+
+/// When a sandbox is paused or deleted without being asked; none is off.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LifecyclePolicy {
+    pub idle_pause_secs: Option<u32>,
+    pub max_running_secs: Option<u32>,
+    pub delete_paused_after_secs: Option<u32>,
+}
+
+impl LifecyclePolicy {
+    /// Whether any policy is on.
+    pub fn any(&self) -> bool {
+        self.idle_pause_secs.is_some()
+            || self.max_running_secs.is_some()
+            || self.delete_paused_after_secs.is_some()
+    }
+}
+
+/// Why a sandbox's status changed (the history's and the lifecycle event's
+/// `cause`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    User,
+    Limit,
+    Idle,
+    MaxRunning,
+    Ttl,
+    StartTimeout,
+    Runtime,
+    Reconcile,
+    Wake,
+}
+
+/// One entry of a sandbox's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChange {
+    /// ISO-8601, UTC, `Z` suffix.
+    pub at: String,
+    pub status: Status,
+    pub previous_status: Option<Status>,
+    pub cause: Cause,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryPage {
+    pub items: Vec<StatusChange>,
+    pub next_page_id: Option<String>,
 }

@@ -9,6 +9,48 @@
 //! longer than any key) starts from the first page, as the upstream service and
 //! its clients expect: a page id is never a reason to fail a listing.
 
+use crate::ports::{Bound, Entry, Scan, Store, StoreError};
+
+/// One page of the entries of `table` under `prefix`, in key order, starting
+/// where `page_id` says: at most `limit` entries, and the page id of the next
+/// page if there is one. One range scan (of `limit` + 1 entries, to tell
+/// whether another page follows; plus the skipped ones for an offset).
+pub fn read_page(
+    store: &dyn Store,
+    table: &'static str,
+    prefix: &[u8],
+    page_id: Option<&str>,
+    limit: u32,
+) -> Result<(Vec<Entry>, Option<String>), StoreError> {
+    let (start, skip) = match parse(page_id) {
+        PageStart::First => (Bound::Included(prefix.to_vec()), 0),
+        PageStart::After(key) => (Bound::Excluded([prefix, &key].concat()), 0),
+        PageStart::Offset(n) => (Bound::Included(prefix.to_vec()), n),
+    };
+    let end = crate::schema::prefix_end(prefix).map_or(Bound::Unbounded, Bound::Excluded);
+    let want = u64::from(limit) + 1;
+    let rows = store.scan(Scan {
+        table,
+        start,
+        end,
+        reverse: false,
+        limit: u32::try_from(skip.saturating_add(want)).unwrap_or(u32::MAX),
+    })?;
+    let mut rows: Vec<Entry> = rows
+        .into_iter()
+        .skip(usize::try_from(skip).unwrap_or(usize::MAX))
+        .collect();
+    let has_more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next = has_more
+        .then(|| {
+            rows.last()
+                .map(|(k, _)| cursor(&k[prefix.len().min(k.len())..]))
+        })
+        .flatten();
+    Ok((rows, next))
+}
+
 /// Where a page starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PageStart {

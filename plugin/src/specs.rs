@@ -61,6 +61,10 @@ mod tests {
             start_sandbox_timeout_secs: 120,
             max_num_sandboxes: 10,
             agent_request_timeout_ms: 10_000,
+            spec_policies: Vec::new(),
+            default_policy: Default::default(),
+            teardown_grace_secs: 30,
+            history_retention_secs: 604_800,
             specs: (0..n)
                 .map(|i| SandboxSpec {
                     id: format!("image-{i}"),

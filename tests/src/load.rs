@@ -109,6 +109,15 @@ where
     }
 }
 
+/// A whole number from the environment variable `name`, or `default`: how a
+/// benchmark is sized (`SANDBOXD_BENCH_STORED`, `SANDBOXD_BENCH_ROUNDS`).
+pub fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// A client for benchmarks on loopback: no proxy, no Nagle delay, and up to
 /// `idle` kept-alive connections per host (one per concurrent caller).
 pub fn client(idle: usize) -> reqwest::Client {

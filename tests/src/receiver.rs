@@ -14,6 +14,16 @@ use tower::ServiceExt;
 
 use crate::serve::ServerThread;
 
+/// The `X-Sandboxd-Signature` a delivery of `body` must carry for a callback
+/// whose secret is `secret`: `sha256=` and the hex HMAC-SHA256.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac =
+        Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
 /// One request the receiver got.
 #[derive(Debug, Clone)]
 pub struct Received {

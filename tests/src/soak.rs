@@ -13,7 +13,8 @@
 //! - every event a webhook accepted is stored exactly once.
 //!
 //! What counts as an expected error: 502 or 504 naming the runtime API (a fault
-//! sandboxd passed on, as the fault table says). Anything else that is not 2xx is
+//! sandboxd passed on, as the fault table says), and a delete's 503 asking to
+//! be retried. Anything else that is not 2xx is
 //! unexpected, and kept (up to a few samples) for the report.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -228,8 +229,10 @@ struct Mine {
     /// The session key, while the client knows a working one (cleared by a pause
     /// attempt, which clears the stored hash first; learned again by a get).
     key: Option<String>,
-    /// A pause was attempted and no resume succeeded since: the stored key
-    /// hash is cleared even when the pause itself failed, so no key works.
+    /// A pause or a delete was attempted and no resume succeeded since: the
+    /// stored key is retired (pause: for webhooks, after the teardown grace)
+    /// or revoked (delete) even when the call itself failed, so the client
+    /// counts on no key.
     paused: bool,
     /// The conversation this client pushes events for, through webhooks.
     conversation: String,
@@ -320,10 +323,13 @@ impl LoadClient {
             }
             Ok((status, bytes)) => {
                 let text = String::from_utf8_lossy(&bytes).into_owned();
-                let expected = matches!(
+                // A delete whose stop may work later asks to be retried (503).
+                let expected = (matches!(
                     status,
                     StatusCode::BAD_GATEWAY | StatusCode::GATEWAY_TIMEOUT
-                ) && text.contains("runtime");
+                ) || (op == Op::Delete
+                    && status == StatusCode::SERVICE_UNAVAILABLE))
+                    && text.contains("runtime");
                 if expected {
                     self.out.expected += 1;
                     if op == Op::Start && text.contains("unknown") {
@@ -460,6 +466,10 @@ impl LoadClient {
                 {
                     let gone = self.mine.swap_remove(i);
                     self.out.retired.push(gone);
+                } else {
+                    // Not deleted, but its key was revoked first.
+                    self.mine[i].key = None;
+                    self.mine[i].paused = true;
                 }
             }
             Op::Webhook => {

@@ -44,6 +44,7 @@ async function main(argv) {
     specs: config.specs,
     http: config.http,
     sync: config.sync,
+    lifecycle: config.lifecycle,
     storage: new SqliteStore(join(dataDir, 'sandboxd-node.sqlite')),
     hostKey: HostKey.open(dataDir),
     logger,

@@ -124,6 +124,42 @@ export interface CycleSummary {
   changedConversations: string[];
 }
 
+export type SandboxStatusName = 'starting' | 'running' | 'paused' | 'error' | 'missing';
+
+/** Why a sandbox's status changed (contract 0.5.0). */
+export type Cause = 'user' | 'limit' | 'idle' | 'max-running' | 'ttl' | 'start-timeout' | 'runtime' | 'reconcile' | 'wake';
+
+export interface StatusChange {
+  /** ISO-8601 in UTC with a `Z` suffix. */
+  at: string;
+  status: SandboxStatusName;
+  previousStatus?: SandboxStatusName;
+  cause: Cause;
+  detail?: string;
+}
+
+export interface HistoryPage {
+  items: StatusChange[];
+  nextPageId?: string;
+}
+
+export interface PassSummary {
+  sandboxes: number;
+  observed: number;
+  paused: number;
+  deleted: number;
+  keysRetired: number;
+  historiesPurged: number;
+  failures: [string, string][];
+}
+
+/** Seconds; none or 0 is off. */
+export interface LifecyclePolicyInput {
+  idlePauseSecs?: number;
+  maxRunningSecs?: number;
+  deletePausedAfterSecs?: number;
+}
+
 export interface IngestSummary {
   newEvents: number;
   changedConversations: string[];
@@ -308,6 +344,10 @@ export interface SpecInput {
   command?: string[];
   workingDir?: string;
   initialEnv?: Record<string, string> | [string, string][];
+  /** This spec's lifecycle policy, over `SandboxdOptions.lifecycle`'s. */
+  idlePauseSecs?: number;
+  maxRunningSecs?: number;
+  deletePausedAfterSecs?: number;
 }
 
 export interface SandboxdOptions {
@@ -335,6 +375,8 @@ export interface SandboxdOptions {
   allowedHosts?: string[];
   http?: { timeoutMs?: number; connectTimeoutMs?: number; maxResponseBytes?: number };
   sync?: { concurrency?: number; requestTimeoutMs?: number };
+  /** The lifecycle policies (all off by default), the teardown grace (30 s) and the history retention (7 days). */
+  lifecycle?: LifecyclePolicyInput & { teardownGraceSecs?: number; historyRetentionSecs?: number };
   limits?: {
     callTimeoutMs?: number;
     pollTimeoutMs?: number;
@@ -393,6 +435,10 @@ export interface ScopedApi {
     delete(id: string): Promise<void>;
     deliveries(callbackId: string, pageId?: string, limit?: number): Promise<AttemptPage>;
   };
+  lifecycle: {
+    /** The sandbox's status changes, newest first; kept after its deletion for the retention. */
+    history(id: string, pageId?: string, limit?: number): Promise<HistoryPage>;
+  };
 }
 
 export class Sandboxd {
@@ -415,6 +461,10 @@ export class Sandboxd {
   deliverDue(share?: Share): Promise<DeliverySummary>;
   /** Repair the store against the runtime's `/list`, for what is in `share` (default `LONE_SHARE`; background limits). */
   reconcile(orphans: OrphanPolicy, stuckBeforeUs: bigint | number, share?: Share): Promise<ReconcileSummary>;
+  /** One lifecycle policy pass over the sandboxes in `share` (default `LONE_SHARE`; background limits). */
+  lifecyclePass(share?: Share): Promise<PassSummary>;
+  /** Resume a paused sandbox because a request reached it (cause `wake`). */
+  wake(id: string): Promise<SandboxInfo>;
   info(): Promise<PluginInfo>;
   close(): Promise<void>;
 }

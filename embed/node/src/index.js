@@ -229,7 +229,21 @@ export class Sandboxd {
         },
         deliveries: (callbackId, pageId, limit = 100) => c((p) => p.callbacks.deliveries(callbackId, pageId ?? undefined, limit)),
       },
+      lifecycle: {
+        history: (id, pageId, limit = 100) => c((p) => p.lifecycle.history(id, pageId ?? undefined, limit)),
+      },
     };
+  }
+
+  /** One lifecycle policy pass over the sandboxes in `share`, with the background limits. */
+  async lifecyclePass(share = LONE_SHARE) {
+    const s = checkShare(share);
+    return this.call(this.parts.background, undefined, (p) => p.lifecycle.pass(s));
+  }
+
+  /** Resume a paused sandbox because a request reached it (cause `wake`), with the background limits. */
+  wake(id) {
+    return this.call(this.parts.background, undefined, (p) => p.lifecycle.wake(id));
   }
 
   /** One poll cycle over every running sandbox in `share`, with the background limits. */

@@ -24,6 +24,7 @@ export function microsNow() {
  */
 export function pluginSettings(options, createdAt) {
   const rt = options.runtime;
+  const lifecycle = options.lifecycle ?? {};
   const specs = options.specs && options.specs.length > 0 ? options.specs : [DEFAULT_SPEC];
   return {
     runtimeApiUrl: rt.apiUrl.replace(/\/+$/, ''),
@@ -40,5 +41,18 @@ export function pluginSettings(options, createdAt) {
       createdAt,
     })),
     agentRequestTimeoutMs: options.sync?.requestTimeoutMs ?? 10_000,
+    specPolicies: specs.map((s) => [s.id, policyOf(lifecycle, s)]),
+    defaultPolicy: policyOf(lifecycle, {}),
+    teardownGraceSecs: lifecycle.teardownGraceSecs ?? 30,
+    historyRetentionSecs: lifecycle.historyRetentionSecs ?? 7 * 24 * 3600,
   };
+}
+
+/** A policy's seconds: a spec's value over the host's; 0 or none is off. */
+function policyOf(lifecycle, spec) {
+  const pick = (key) => {
+    const v = spec[key] ?? lifecycle[key];
+    return v ? v : undefined;
+  };
+  return { idlePauseSecs: pick('idlePauseSecs'), maxRunningSecs: pick('maxRunningSecs'), deletePausedAfterSecs: pick('deletePausedAfterSecs') };
 }

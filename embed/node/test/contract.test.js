@@ -19,9 +19,9 @@ test('semver compatibility: same major, and below 1.0 the same minor', () => {
   }
 });
 
-test('this host runs plugins of contract 0.4.x and refuses 0.3 and 0.5', () => {
-  for (const p of ['0.4.0', '0.4.1', '0.4.12-rc.1']) assert.ok(compatible(CONTRACT_VERSION, p), p);
-  for (const p of ['0.3.0', '0.3.9', '0.5.0', '1.4.0']) assert.ok(!compatible(CONTRACT_VERSION, p), p);
+test('this host runs plugins of contract 0.5.x and refuses 0.4 and 0.6', () => {
+  for (const p of ['0.5.0', '0.5.1', '0.5.12-rc.1']) assert.ok(compatible(CONTRACT_VERSION, p), p);
+  for (const p of ['0.4.0', '0.4.1', '0.6.0', '1.5.0']) assert.ok(!compatible(CONTRACT_VERSION, p), p);
 });
 
 test('the declared version comes from the interface names', () => {

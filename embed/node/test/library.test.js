@@ -37,7 +37,7 @@ test('the plugin is the Rust build’s, checked by digest and contract', async (
   const sd = await host();
   assert.equal(sd.plugin.source, defaultPluginPath());
   assert.match(sd.plugin.sha256, /^[0-9a-f]{64}$/);
-  assert.equal(CONTRACT_VERSION, '0.4.1');
+  assert.equal(CONTRACT_VERSION, '0.5.0');
   assert.equal(sd.plugin.contractVersion, CONTRACT_VERSION);
   assert.deepEqual(await sd.info(), { pluginVersion: sd.plugin.pluginVersion, contractVersion: CONTRACT_VERSION });
   const notAPlugin = await rejection(createSandboxd({ runtime: { apiUrl: runtime.url, apiKey: 'k' }, plugin: new Uint8Array([0, 97, 115, 109]), logger: quiet }));

@@ -109,6 +109,49 @@ pub async fn reconcile(
     }))
 }
 
+/// What one lifecycle policy pass found and did.
+#[derive(Serialize, ToSchema)]
+pub struct LifecyclePassJson {
+    /// Sandboxes looked at.
+    sandboxes: u32,
+    /// Status changes the runtime reported, recorded.
+    observed: u32,
+    paused: u32,
+    deleted: u32,
+    /// Old session keys whose teardown grace ended.
+    keys_retired: u32,
+    /// Histories of deleted sandboxes past their retention, removed.
+    histories_purged: u32,
+    failures: Vec<Failure>,
+    millis: u64,
+}
+
+/// Run a lifecycle policy pass now (after the one running, if any).
+#[utoipa::path(
+    post, path = "/admin/lifecycle/pass", operation_id = "admin_lifecycle_pass", tag = "admin",
+    responses((status = 200, description = "What the pass did", body = LifecyclePassJson)),
+)]
+pub async fn lifecycle_pass(
+    State(app): State<Arc<AppState>>,
+    _: Admin,
+) -> Result<Json<LifecyclePassJson>, ApiError> {
+    let (s, millis) = app.lifecycle.pass().await?;
+    Ok(Json(LifecyclePassJson {
+        sandboxes: s.sandboxes,
+        observed: s.observed,
+        paused: s.paused,
+        deleted: s.deleted,
+        keys_retired: s.keys_retired,
+        histories_purged: s.histories_purged,
+        failures: s
+            .failures
+            .into_iter()
+            .map(|(sandbox_id, reason)| Failure { sandbox_id, reason })
+            .collect(),
+        millis,
+    }))
+}
+
 /// RFC 3339 with microseconds: swap times are compared with request times.
 fn timestamp(t: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)

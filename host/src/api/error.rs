@@ -118,6 +118,10 @@ impl From<PluginError> for ApiError {
             PluginError::Conflict(m) => Self::new(StatusCode::CONFLICT, m),
             PluginError::Unauthorized(m) => Self::new(StatusCode::UNAUTHORIZED, m),
             PluginError::Upstream(m) => Self::new(StatusCode::BAD_GATEWAY, m),
+            PluginError::Unavailable(r) => ApiError {
+                retry_after: Some(r.retry_after_secs),
+                ..Self::new(StatusCode::SERVICE_UNAVAILABLE, r.detail)
+            },
             PluginError::Storage(m) | PluginError::Internal(m) => {
                 let id = crate::plugin::error_id();
                 tracing::error!(error_id = %id, error = %m, "plugin reported an internal failure");

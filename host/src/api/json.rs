@@ -6,6 +6,7 @@ use indexmap::IndexMap;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::bindings::lifecycle::{Cause, HistoryPage};
 use crate::bindings::types::{ExposedUrl, SandboxInfo, SandboxSpec, SandboxStatus};
 
 /// One of the five statuses a sandbox can be in.
@@ -136,6 +137,85 @@ pub struct SpecPageJson {
     pub items: Vec<SpecJson>,
     #[schema(required = true)]
     pub next_page_id: Option<String>,
+}
+
+/// Why a sandbox's status changed.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CauseJson {
+    /// A user's request.
+    User,
+    /// The per-user limit on running sandboxes.
+    Limit,
+    /// The idle-pause policy.
+    Idle,
+    /// The max-running policy.
+    MaxRunning,
+    /// The delete-paused-after policy.
+    Ttl,
+    /// A start that did not reach running within the start timeout.
+    StartTimeout,
+    /// The runtime reported it.
+    Runtime,
+    /// Reconciliation repaired the record.
+    Reconcile,
+    /// A request to the paused sandbox's URL woke it.
+    Wake,
+}
+
+impl From<Cause> for CauseJson {
+    fn from(c: Cause) -> Self {
+        match c {
+            Cause::User => CauseJson::User,
+            Cause::Limit => CauseJson::Limit,
+            Cause::Idle => CauseJson::Idle,
+            Cause::MaxRunning => CauseJson::MaxRunning,
+            Cause::Ttl => CauseJson::Ttl,
+            Cause::StartTimeout => CauseJson::StartTimeout,
+            Cause::Runtime => CauseJson::Runtime,
+            Cause::Reconcile => CauseJson::Reconcile,
+            Cause::Wake => CauseJson::Wake,
+        }
+    }
+}
+
+/// One status change of a sandbox.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SandboxStatusChange)]
+pub struct StatusChangeJson {
+    /// ISO-8601 in UTC with a `Z` suffix.
+    pub at: String,
+    pub status: Status,
+    pub cause: CauseJson,
+    #[schema(required = true)]
+    pub detail: Option<String>,
+}
+
+/// A page of a sandbox's history, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SandboxHistoryPage)]
+pub struct HistoryPageJson {
+    pub items: Vec<StatusChangeJson>,
+    #[schema(required = true)]
+    pub next_page_id: Option<String>,
+}
+
+impl From<HistoryPage> for HistoryPageJson {
+    fn from(p: HistoryPage) -> Self {
+        HistoryPageJson {
+            items: p
+                .items
+                .into_iter()
+                .map(|c| StatusChangeJson {
+                    at: c.at,
+                    status: c.status.into(),
+                    cause: c.cause.into(),
+                    detail: c.detail,
+                })
+                .collect(),
+            next_page_id: p.next_page_id,
+        }
+    }
 }
 
 /// `{"success": true}`: an action was carried out.

@@ -53,7 +53,7 @@ use crate::egress::EgressPolicy;
 use crate::host_key::HostKey;
 use crate::plugin::PluginHost;
 use crate::storage::Store;
-use crate::sync::{Changes, Poller, Reconciler};
+use crate::sync::{Changes, Lifecycle, Poller, Reconciler};
 
 /// How long a client may take to send a request body: a slow sender holds a
 /// connection, not the server.
@@ -74,6 +74,8 @@ pub struct AppState {
     /// Runs reconciliation passes, on schedule or on an admin's request; knows
     /// whether the first one has finished (readiness).
     pub reconciler: Arc<Reconciler>,
+    /// Runs the lifecycle policy passes, on schedule or on an admin's request.
+    pub lifecycle: Arc<Lifecycle>,
     /// Learns the origins of the event callbacks users register.
     pub egress: Arc<EgressPolicy>,
     /// The store, for the readiness probe.
@@ -96,6 +98,7 @@ fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(sandboxes::get, sandboxes::delete))
         .routes(routes!(sandboxes::pause))
         .routes(routes!(sandboxes::resume))
+        .routes(routes!(sandboxes::history))
         .routes(routes!(specs::search))
         .routes(routes!(specs::batch_get))
         .routes(routes!(conversations::search))
@@ -109,6 +112,7 @@ fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(webhooks::events))
         .routes(routes!(admin::poll))
         .routes(routes!(admin::reconcile))
+        .routes(routes!(admin::lifecycle_pass))
         .routes(routes!(admin::plugin))
         .routes(routes!(admin::reload))
         .routes(routes!(admin::replicas))

@@ -10,7 +10,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, ErrorBody};
 use super::extract::Id;
-use super::json::{SUCCESS, SandboxJson, SandboxPageJson, Success};
+use super::json::{HistoryPageJson, SUCCESS, SandboxJson, SandboxPageJson, Success};
 use super::params::{IdsParams, PageParams, Params, StartParams};
 
 type Answer<T> = Result<Json<T>, ApiError>;
@@ -88,8 +88,9 @@ pub async fn start(
             start.sandbox_spec_id.as_deref(),
             start.sandbox_id.as_deref(),
         )
-        .await?;
-    Ok(Json(info.into()))
+        .await;
+    app.changes.sandboxes_changed();
+    Ok(Json(info?.into()))
 }
 
 /// One sandbox, with its live status.
@@ -110,8 +111,10 @@ pub async fn get(
     Ok(Json(info.into()))
 }
 
-/// Stop the sandbox's runtime, then forget the sandbox. If the runtime
-/// cannot be stopped, the sandbox is kept and the answer says why.
+/// Revoke the sandbox's session key, stop its runtime, then forget the
+/// sandbox (its history stays for `history_retention`). If the runtime cannot
+/// be stopped, the sandbox is kept (its key revoked) and the answer says why:
+/// 503 with `Retry-After` when trying again may work.
 #[utoipa::path(
     delete, path = "/api/v1/sandboxes/{id}", operation_id = "delete_sandbox", tag = "sandboxes",
     params(("id" = String, Path, description = "The sandbox id")),
@@ -119,6 +122,8 @@ pub async fn get(
         (status = 200, description = "Deleted", body = Success),
         (status = 404, description = "No such sandbox (or another user's)", body = ErrorBody),
         (status = 502, description = "The runtime could not stop it; the sandbox is kept", body = ErrorBody),
+        (status = 503, description = "The runtime could not stop it yet (a timeout, a 5xx); the sandbox is kept with its key revoked; retry after `Retry-After` seconds", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
     ),
 )]
 pub async fn delete(
@@ -126,11 +131,14 @@ pub async fn delete(
     caller: Caller,
     Id(id): Id,
 ) -> Answer<Success> {
-    app.plugin.sandboxes(&caller).delete(&id).await?;
+    let deleted = app.plugin.sandboxes(&caller).delete(&id).await;
+    app.changes.sandboxes_changed();
+    deleted?;
     Ok(Json(SUCCESS))
 }
 
-/// Pause a sandbox; its session key stops working at once.
+/// Pause a sandbox. Its session key stops working for everything but the
+/// agent server's final webhooks, and for those after `teardown_grace`.
 #[utoipa::path(
     post, path = "/api/v1/sandboxes/{id}/pause", operation_id = "pause_sandbox", tag = "sandboxes",
     params(("id" = String, Path, description = "The sandbox id")),
@@ -145,7 +153,9 @@ pub async fn pause(
     caller: Caller,
     Id(id): Id,
 ) -> Answer<Success> {
-    app.plugin.sandboxes(&caller).pause(&id).await?;
+    let paused = app.plugin.sandboxes(&caller).pause(&id).await;
+    app.changes.sandboxes_changed();
+    paused?;
     Ok(Json(SUCCESS))
 }
 
@@ -164,6 +174,33 @@ pub async fn resume(
     caller: Caller,
     Id(id): Id,
 ) -> Answer<Success> {
-    app.plugin.sandboxes(&caller).resume(&id).await?;
+    let resumed = app.plugin.sandboxes(&caller).resume(&id).await;
+    app.changes.sandboxes_changed();
+    resumed?;
     Ok(Json(SUCCESS))
+}
+
+/// The sandbox's status changes, newest first, each with its time and cause;
+/// kept for `history_retention` after the sandbox is deleted.
+#[utoipa::path(
+    get, path = "/api/v1/sandboxes/{id}/history", operation_id = "sandbox_history", tag = "sandboxes",
+    params(("id" = String, Path, description = "The sandbox id"), PageParams),
+    responses(
+        (status = 200, description = "A page of the sandbox's history", body = HistoryPageJson),
+        (status = 404, description = "No such sandbox or history (or another user's)", body = ErrorBody),
+        (status = 422, description = "A parameter is out of range", body = ErrorBody),
+    ),
+)]
+pub async fn history(
+    State(app): State<Arc<AppState>>,
+    caller: Caller,
+    Id(id): Id,
+    Params(page): Params<PageParams>,
+) -> Answer<HistoryPageJson> {
+    let page = app
+        .plugin
+        .lifecycle(&caller)
+        .history(&id, page.page_id.as_deref(), page.limit)
+        .await?;
+    Ok(Json(page.into()))
 }

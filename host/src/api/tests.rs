@@ -20,7 +20,7 @@ use super::{AppState, Authenticator, app};
 use crate::cluster::Cluster;
 use crate::config::{self, FileConfig};
 use crate::serve::{Parts, assemble};
-use crate::sync::{Changes, Poller, Reconciler};
+use crate::sync::{Changes, Lifecycle, Poller, Reconciler};
 
 const METHODS: [Method; 5] = [
     Method::GET,
@@ -60,6 +60,11 @@ async fn server(dir: &std::path::Path) -> (Router, OpenApi) {
             false,
             config.runtime.orphans,
             config.plugin.call_timeout,
+        )),
+        lifecycle: Arc::new(Lifecycle::new(
+            plugin.clone(),
+            changes.clone(),
+            cluster.clone(),
         )),
         cluster,
         plugin,

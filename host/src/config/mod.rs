@@ -4,7 +4,7 @@
 //! One module per section of the file, each with that section as written (its
 //! `…File` type, nothing checked), its defaults with the reason for each, its
 //! validation, and the validated type the rest of the host uses: `service` (the
-//! top-level keys), `database` (`database_url`), `runtime`, `specs`, `auth`, `plugin`, `http`, `sync` and
+//! top-level keys), `database` (`database_url`), `runtime`, `specs`, `auth`, `plugin`, `http`, `sync`, `lifecycle` and
 //! `local_runtime`. `env` is the one table of `SANDBOXD_*` variables. This module
 //! ties them together and holds what several sections share.
 //!
@@ -27,6 +27,7 @@ mod auth;
 mod database;
 mod env;
 mod http;
+mod lifecycle;
 mod local_runtime;
 mod plugin;
 mod runtime;
@@ -47,6 +48,7 @@ use serde::de::value::StrDeserializer;
 pub use auth::{ApiKey, AuthConfig, AuthMode};
 pub use database::CONNECTIONS as DATABASE_CONNECTIONS;
 pub use http::HttpConfig;
+pub use lifecycle::{LifecycleConfig, Policy};
 pub use local_runtime::{Isolation, LocalRuntimeConfig};
 pub use plugin::PluginConfig;
 pub use runtime::{Orphans, RuntimeClass, RuntimeConfig};
@@ -74,6 +76,7 @@ pub struct Config {
     pub plugin: PluginConfig,
     pub http: HttpConfig,
     pub sync: SyncConfig,
+    pub lifecycle: LifecycleConfig,
     pub local_runtime: LocalRuntimeConfig,
 }
 
@@ -132,6 +135,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub sync: sync::SyncFile,
     #[serde(default)]
+    pub lifecycle: lifecycle::LifecycleFile,
+    #[serde(default)]
     pub local_runtime: local_runtime::LocalRuntimeFile,
 }
 
@@ -171,6 +176,15 @@ pub fn validate(raw: FileConfig) -> Result<Config, ConfigError> {
     let plugin = plugin::validate(raw.plugin, &mut err);
     let http = http::validate(raw.http, &mut err);
     let sync = sync::validate(raw.sync, service.web_url.as_deref(), &mut err);
+    let lifecycle = lifecycle::validate(raw.lifecycle, &mut err);
+    if lifecycle.wake_on_request && runtime.api_url.is_some() {
+        err(format!(
+            "lifecycle.wake_on_request: only the embedded local runtime can wake a sandbox on a \
+             request (its URLs pass through sandboxd); with {} set, requests go to the runtime's \
+             own URLs",
+            name("runtime.api_url")
+        ));
+    }
 
     if errors.is_empty() {
         Ok(Config {
@@ -186,6 +200,7 @@ pub fn validate(raw: FileConfig) -> Result<Config, ConfigError> {
             plugin,
             http,
             sync,
+            lifecycle,
             local_runtime,
         })
     } else {

@@ -6,6 +6,7 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 
 use super::choice;
+use super::lifecycle::{self, PolicyFile, PolicyOverrides};
 
 /// The spec used when the operator configures none: the OpenHands agent server
 /// image, as upstream ships it.
@@ -53,6 +54,10 @@ pub struct SpecFile {
     /// Local runtime readiness: `http` (GET `probe_path`) or `tcp`.
     pub probe: Option<String>,
     pub probe_path: Option<String>,
+    /// Seconds; this spec's policy (see `lifecycle`).
+    pub idle_pause: Option<i64>,
+    pub max_running: Option<i64>,
+    pub delete_paused_after: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +70,8 @@ pub struct SpecConfig {
     pub initial_env: Vec<(String, String)>,
     /// How the local runtime tells it is ready.
     pub probe: Probe,
+    /// What this spec changes of the `[lifecycle]` policy.
+    pub lifecycle: PolicyOverrides,
 }
 
 /// How the local runtime tells that a sandbox is ready.
@@ -125,6 +132,7 @@ pub(super) fn validate(
             working_dir: SPEC_WORKING_DIR.into(),
             initial_env: Vec::new(),
             probe: Probe::default(),
+            lifecycle: PolicyOverrides::default(),
         }];
     }
     let mut specs: Vec<SpecConfig> = Vec::with_capacity(raw.len());
@@ -153,6 +161,15 @@ pub(super) fn validate(
             working_dir: s.working_dir.unwrap_or_else(|| SPEC_WORKING_DIR.into()),
             initial_env: s.initial_env.into_iter().collect(),
             probe,
+            lifecycle: lifecycle::overrides(
+                &format!("specs[{i}]"),
+                &PolicyFile {
+                    idle_pause: s.idle_pause,
+                    max_running: s.max_running,
+                    delete_paused_after: s.delete_paused_after,
+                },
+                err,
+            ),
         });
     }
     specs

@@ -9,9 +9,9 @@ impl Host for HostState {
     }
 }
 
-use crate::bindings::settings::RuntimeClass as WitRuntimeClass;
+use crate::bindings::settings::{LifecyclePolicy, RuntimeClass as WitRuntimeClass};
 use crate::bindings::types::SandboxSpec;
-use crate::config::{Config as HostConfig, RuntimeClass};
+use crate::config::{Config as HostConfig, Policy, RuntimeClass};
 
 /// The plugin's view of the configuration. Specs are stamped with `created_at`
 /// (the moment the service loaded them: they have no other birth date).
@@ -39,5 +39,26 @@ pub fn plugin_settings(config: &HostConfig, runtime_api_url: &str, created_at: &
             .collect(),
         agent_request_timeout_ms: u32::try_from(config.sync.request_timeout.as_millis())
             .unwrap_or(u32::MAX),
+        spec_policies: config
+            .specs
+            .iter()
+            .map(|s| {
+                (
+                    s.id.clone(),
+                    policy(config.lifecycle.policy_of(&s.lifecycle)),
+                )
+            })
+            .collect(),
+        default_policy: policy(config.lifecycle.policy),
+        teardown_grace_secs: config.lifecycle.teardown_grace_secs,
+        history_retention_secs: config.lifecycle.history_retention_secs,
+    }
+}
+
+fn policy(p: Policy) -> LifecyclePolicy {
+    LifecyclePolicy {
+        idle_pause_secs: p.idle_pause,
+        max_running_secs: p.max_running,
+        delete_paused_after_secs: p.delete_paused_after,
     }
 }

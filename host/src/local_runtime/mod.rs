@@ -27,9 +27,11 @@ mod sandbox;
 mod server;
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -39,6 +41,11 @@ use crate::host_key::HostKey;
 use crate::storage::Store;
 
 pub use sandbox::Sandbox;
+
+/// Resumes a paused sandbox, by its session id, through the service (so the
+/// store, the limit and the history see it), for wake on request.
+pub type Waker =
+    Arc<dyn Fn(String) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
 
 /// Where the plugin reaches the runtime, and the key the host attaches.
 pub struct Endpoint {
@@ -65,6 +72,9 @@ pub(crate) struct Inner {
     /// Ports handed to sandboxes and not yet given back.
     pub ports: Mutex<HashSet<u16>>,
     pub probe_client: reqwest::Client,
+    /// Set when `[lifecycle] wake_on_request` is on: a request through a
+    /// paused sandbox's URLs wakes it.
+    pub waker: OnceLock<Waker>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -109,6 +119,7 @@ impl LocalRuntime {
                 .no_proxy()
                 .timeout(std::time::Duration::from_secs(2))
                 .build()?,
+            waker: OnceLock::new(),
         });
         let adopted = sandbox::adopt_all(&inner).await?;
         // What a sandbox's process leaves behind when it exits before its own
@@ -121,6 +132,11 @@ impl LocalRuntime {
         tokio::spawn(server::serve(listener, inner.clone()));
         tracing::info!(%url, adopted, isolation = ?inner.config.isolation, "local runtime ready");
         Ok((LocalRuntime { inner }, Endpoint { url, api_key }))
+    }
+
+    /// Wake paused sandboxes on a request to their URLs, with `waker`.
+    pub fn wake_with(&self, waker: Waker) {
+        let _ = self.inner.waker.set(waker);
     }
 
     /// Stop every sandbox (unless configured to leave them running for the next

@@ -16,6 +16,7 @@ use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 
 use super::proxy::{self, RtBody, full};
+use super::record::Status;
 use super::sandbox::{self, StartBody, StartError};
 use super::{Inner, lock};
 
@@ -69,6 +70,9 @@ async fn handle(inner: &Arc<Inner>, req: Request<Incoming>) -> Response<RtBody> 
     let Some(sandbox) = lock(&inner.sandboxes).get(runtime_id).cloned() else {
         return detail(StatusCode::NOT_FOUND, "Not Found");
     };
+    if let Err(answer) = wake_if_paused(inner, &sandbox).await {
+        return answer;
+    }
     let ports = sandbox.record().ports;
     let (port, rest) = match rest
         .split_once('/')
@@ -85,6 +89,44 @@ async fn handle(inner: &Arc<Inner>, req: Request<Incoming>) -> Response<RtBody> 
         target.push_str(q);
     }
     proxy::forward(req, port, &target).await
+}
+
+/// With wake on request: a paused sandbox is resumed through the service and
+/// the request waits until it runs, within the readiness timeout. The answer
+/// to send instead when it cannot be woken or does not run in time.
+async fn wake_if_paused(inner: &Inner, sandbox: &sandbox::Sandbox) -> Result<(), Response<RtBody>> {
+    let Some(waker) = inner.waker.get() else {
+        return Ok(());
+    };
+    if sandbox.record().status != Status::Paused {
+        return Ok(());
+    }
+    let session_id = sandbox.record().session_id;
+    if let Err(e) = waker(session_id.clone()).await {
+        return Err(detail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("sandbox '{session_id}' is paused and could not be woken: {e}"),
+        ));
+    }
+    let deadline = tokio::time::Instant::now() + inner.config.ready_timeout;
+    loop {
+        match sandbox.record().status {
+            Status::Running => return Ok(()),
+            Status::Paused | Status::Starting if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            status => {
+                return Err(detail(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "sandbox '{session_id}' was woken but is {} after {:?}",
+                        status.as_str(),
+                        inner.config.ready_timeout
+                    ),
+                ));
+            }
+        }
+    }
 }
 
 async fn api(inner: &Arc<Inner>, req: Request<Incoming>, path: &str) -> Response<RtBody> {

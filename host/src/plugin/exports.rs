@@ -16,6 +16,7 @@ use crate::bindings::Plugin;
 use crate::bindings::callbacks::{AttemptPage, Callback, DeliverySummary};
 use crate::bindings::conversations::{EventQuery, JsonPage, StreamPosition};
 use crate::bindings::exports::sandboxd::plugin::info::PluginInfo;
+use crate::bindings::lifecycle::{HistoryPage, PassSummary};
 use crate::bindings::sandboxes::{OrphanPolicy, ReconcileSummary};
 use crate::bindings::sync::{CycleSummary, IngestSummary};
 use crate::bindings::types::{
@@ -104,6 +105,10 @@ impl PluginHost {
 
     pub fn sync<'a>(&'a self, caller: &'a Caller) -> Sync<'a> {
         Sync(Door { host: self, caller })
+    }
+
+    pub fn lifecycle<'a>(&'a self, caller: &'a Caller) -> Lifecycle<'a> {
+        Lifecycle(Door { host: self, caller })
     }
 
     /// `info`, on a fresh instance with the API limits (what `plugin bench`
@@ -222,6 +227,42 @@ impl Sandboxes<'_> {
                 p.sandboxd_plugin_sandboxes()
                     .call_reconcile(&mut s, orphans, stuck_before_us, share)
                     .await
+            })
+            .await
+    }
+}
+
+/// `sandboxd:plugin/lifecycle`.
+pub struct Lifecycle<'a>(Door<'a>);
+
+impl Lifecycle<'_> {
+    pub async fn history(
+        &self,
+        id: &str,
+        page_id: Option<&str>,
+        limit: u32,
+    ) -> Result<HistoryPage, ExportError> {
+        self.0
+            .call("lifecycle.history", |p, mut s| async move {
+                p.sandboxd_plugin_lifecycle()
+                    .call_history(&mut s, id, page_id, limit)
+                    .await
+            })
+            .await
+    }
+
+    pub async fn pass(&self, share: &Share) -> Result<PassSummary, ExportError> {
+        self.0
+            .call("lifecycle.pass", |p, mut s| async move {
+                p.sandboxd_plugin_lifecycle().call_pass(&mut s, share).await
+            })
+            .await
+    }
+
+    pub async fn wake(&self, id: &str) -> Result<SandboxInfo, ExportError> {
+        self.0
+            .call("lifecycle.wake", |p, mut s| async move {
+                p.sandboxd_plugin_lifecycle().call_wake(&mut s, id).await
             })
             .await
     }

@@ -55,6 +55,13 @@ impl Changes {
         }
     }
 
+    /// Sandboxes' statuses may have changed: lifecycle events may be owed to
+    /// callbacks (this process's deliveries; another replica's find theirs
+    /// within their idle wait).
+    pub fn sandboxes_changed(&self) {
+        self.deliveries.notify_one();
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {
         self.conversations.subscribe()
     }

@@ -94,11 +94,6 @@ impl Reconciler {
         let millis = started.elapsed().as_millis() as u64;
         let outcome = match &result {
             Ok(s) => {
-                let failed: Vec<String> = s
-                    .failures
-                    .iter()
-                    .map(|(id, why)| format!("{id}: {why}"))
-                    .collect();
                 tracing::info!(
                     runtimes = s.runtimes,
                     records = s.records,
@@ -108,7 +103,7 @@ impl Reconciler {
                     completed = s.completed,
                     removed = s.removed,
                     failures = s.failures.len(),
-                    failed = %failed.join("; "),
+                    failed = %super::failures_line(&s.failures),
                     millis,
                     "reconciliation"
                 );

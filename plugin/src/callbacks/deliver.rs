@@ -23,7 +23,8 @@ use crate::schema::callbacks::{
     RESCHEDULE_OPS,
 };
 use crate::schema::conversations::dashed;
-use crate::schema::events::{EVENTS, event_key};
+use crate::schema::events::EVENTS;
+use crate::schema::history::{HISTORY, HistoryRecord};
 use crate::schema::{encode, time_key, time_of_key};
 use crate::service::Service;
 use crate::share::Share;
@@ -173,11 +174,7 @@ impl Service<'_> {
             }
         }
         let claimed = self.claim(owed, now)?;
-        let event_keys: Vec<Vec<u8>> = claimed
-            .iter()
-            .map(|d| event_key(&d.conversation_key, d.event_time_us, &d.event_id))
-            .collect();
-        let bodies = self.store.get_many(EVENTS, &event_keys)?;
+        let bodies = self.bodies_of(&claimed)?;
         let mut sendable: Vec<(&DeliveryRecord, Request)> = Vec::new();
         for (d, body) in claimed.iter().zip(bodies) {
             match (callbacks.get(&d.callback_id), body) {
@@ -253,6 +250,33 @@ impl Service<'_> {
         }
     }
 
+    /// What each delivery sends: the event as stored, or the lifecycle event
+    /// rendered from its history entry; none where it is gone. One read per
+    /// table.
+    fn bodies_of(&self, deliveries: &[DeliveryRecord]) -> Result<Vec<Option<Vec<u8>>>> {
+        let mut bodies = vec![None; deliveries.len()];
+        for table in [EVENTS, HISTORY] {
+            let (at, keys): (Vec<usize>, Vec<Vec<u8>>) = deliveries
+                .iter()
+                .enumerate()
+                .filter_map(|(i, d)| {
+                    let (t, key) = d.body_key();
+                    (t == table).then_some((i, key))
+                })
+                .unzip();
+            if keys.is_empty() {
+                continue;
+            }
+            for (i, body) in at.into_iter().zip(self.store.get_many(table, &keys)?) {
+                bodies[i] = match (table, body) {
+                    (HISTORY, Some(entry)) => Some(HistoryRecord::decode(&entry)?.event_json()),
+                    (_, body) => body,
+                };
+            }
+        }
+        Ok(bodies)
+    }
+
     /// Milliseconds until the earliest pending delivery (0 if already due).
     fn next_due_ms(&self) -> Result<Option<u64>> {
         let first = self.store.scan(Scan {
@@ -274,13 +298,15 @@ fn delivery_request(cb: &CallbackRecord, d: &DeliveryRecord, body: Vec<u8>) -> R
     let mut request = Request::new(Method::Post, cb.url.clone())
         .json(body)
         .credential(Credential::CallbackSignature(cb.id.clone()));
+    let (subject, subject_id) = if d.status_change {
+        ("x-sandboxd-sandbox-id", d.conversation_key.clone())
+    } else {
+        ("x-sandboxd-conversation-id", dashed(&d.conversation_key))
+    };
     request.headers.extend([
         ("x-sandboxd-callback-id".to_owned(), cb.id.clone()),
         ("x-sandboxd-delivery-id".to_owned(), d.id.clone()),
-        (
-            "x-sandboxd-conversation-id".to_owned(),
-            dashed(&d.conversation_key),
-        ),
+        (subject.to_owned(), subject_id),
         ("x-sandboxd-event-id".to_owned(), d.event_id.clone()),
         (
             "x-sandboxd-attempt".to_owned(),

@@ -13,7 +13,23 @@ pub fn to_error(e: Error) -> types::Error {
         Error::Unauthorized(m) => types::Error::Unauthorized(m),
         Error::Upstream(m) => types::Error::Upstream(m),
         Error::Storage(m) => types::Error::Storage(m),
+        Error::Unavailable(detail, retry_after_secs) => {
+            types::Error::Unavailable(types::RetryLater {
+                detail,
+                retry_after_secs,
+            })
+        }
         Error::Internal(m) => types::Error::Internal(m),
+    }
+}
+
+pub fn to_status(s: Status) -> types::SandboxStatus {
+    match s {
+        Status::Starting => types::SandboxStatus::Starting,
+        Status::Running => types::SandboxStatus::Running,
+        Status::Paused => types::SandboxStatus::Paused,
+        Status::Error => types::SandboxStatus::Error,
+        Status::Missing => types::SandboxStatus::Missing,
     }
 }
 
@@ -22,13 +38,7 @@ pub fn to_info(i: model::SandboxInfo) -> types::SandboxInfo {
         id: i.id,
         created_by_user_id: i.created_by_user_id,
         sandbox_spec_id: i.sandbox_spec_id,
-        status: match i.status {
-            Status::Starting => types::SandboxStatus::Starting,
-            Status::Running => types::SandboxStatus::Running,
-            Status::Paused => types::SandboxStatus::Paused,
-            Status::Error => types::SandboxStatus::Error,
-            Status::Missing => types::SandboxStatus::Missing,
-        },
+        status: to_status(i.status),
         session_api_key: i.session_api_key,
         exposed_urls: i.exposed_urls.map(|urls| {
             urls.into_iter()
@@ -77,6 +87,22 @@ pub fn from_settings(c: settings::Config) -> model::Settings {
         max_num_sandboxes: c.max_num_sandboxes,
         specs: c.specs.into_iter().map(from_spec).collect(),
         agent_request_timeout_ms: c.agent_request_timeout_ms,
+        spec_policies: c
+            .spec_policies
+            .into_iter()
+            .map(|(id, p)| (id, from_policy(p)))
+            .collect(),
+        default_policy: from_policy(c.default_policy),
+        teardown_grace_secs: c.teardown_grace_secs,
+        history_retention_secs: c.history_retention_secs,
+    }
+}
+
+fn from_policy(p: settings::LifecyclePolicy) -> model::LifecyclePolicy {
+    model::LifecyclePolicy {
+        idle_pause_secs: p.idle_pause_secs,
+        max_running_secs: p.max_running_secs,
+        delete_paused_after_secs: p.delete_paused_after_secs,
     }
 }
 

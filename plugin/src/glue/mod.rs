@@ -6,6 +6,7 @@
 //!
 //! - [`sandboxes`]: `info`, `sandboxes` and `specs`;
 //! - [`sync`]: `sync`, `conversations` and `callbacks`;
+//! - [`lifecycle`]: the `lifecycle` export;
 //! - [`imports`]: the WIT imports as the plugin's ports;
 //! - [`convert`]: the generated types to and from the domain ones.
 
@@ -18,6 +19,7 @@ mod convert;
 #[cfg(feature = "faults")]
 mod faults;
 mod imports;
+mod lifecycle;
 mod sandboxes;
 mod sync;
 

@@ -53,6 +53,20 @@ pub enum Cause {
 }
 
 impl RuntimeError {
+    /// Whether trying again soon may succeed: no answer (a timeout, a refused or
+    /// broken connection), 429, or a 5xx. The caller is told to retry (503 with
+    /// `Retry-After`) rather than that the runtime refused (502).
+    pub fn is_transient(&self) -> bool {
+        match &self.cause {
+            Cause::Transport(
+                HttpError::Denied(_) | HttpError::InvalidRequest(_) | HttpError::TooLarge,
+            ) => false,
+            Cause::Transport(_) => true,
+            Cause::Status { status, .. } => *status == 429 || *status >= 500,
+            Cause::Malformed(_) => false,
+        }
+    }
+
     /// Whether the runtime may have carried out the call despite the failure (the
     /// request may have been delivered), so the caller must check before assuming
     /// it did not happen.

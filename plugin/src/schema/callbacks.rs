@@ -16,6 +16,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::history::{HistoryRecord, STATUS_EVENT_KIND};
 use super::time_key;
 use crate::error::Result;
 use crate::ports::Op;
@@ -59,6 +60,20 @@ impl CallbackRecord {
         owner_ok && conversation_ok && kind_ok
     }
 
+    /// Whether the status changes of a sandbox owned by `owner` are owed to
+    /// this callback: only when it names [`STATUS_EVENT_KIND`] (a callback made
+    /// before lifecycle events existed keeps receiving what it asked for), is
+    /// not limited to one conversation, and may see the owner's sandboxes.
+    pub fn wants_status_of(&self, owner: Option<&str>) -> bool {
+        let owner_ok =
+            self.created_by_user_id.is_none() || self.created_by_user_id.as_deref() == owner;
+        let named = self
+            .event_kinds
+            .as_ref()
+            .is_some_and(|kinds| kinds.iter().any(|k| k == STATUS_EVENT_KIND));
+        owner_ok && named && self.conversation_key.is_none()
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         super::encode(self)
     }
@@ -72,13 +87,18 @@ impl CallbackRecord {
 pub struct DeliveryRecord {
     pub id: String,
     pub callback_id: String,
+    /// The conversation's key; for a status change, the sandbox id.
     pub conversation_key: String,
-    /// The event's place in `events` (with the conversation key).
+    /// The event's place in `events` (with the conversation key); for a
+    /// status change, its place in `sandbox_history`.
     pub event_time_us: i64,
     pub event_id: String,
     /// Attempts made so far.
     pub attempts: u32,
     pub next_at_us: i64,
+    /// A `SandboxStatusEvent` (a history entry), not a conversation's event.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub status_change: bool,
 }
 
 /// How many ops [`DeliveryRecord::reschedule_ops`] makes (a conflict's op
@@ -102,6 +122,48 @@ impl DeliveryRecord {
             event_id: event_id.to_owned(),
             attempts: 0,
             next_at_us: now_us,
+            status_change: false,
+        }
+    }
+
+    /// A new delivery of one status change to one callback, due at `now_us`.
+    pub fn for_status_change(callback_id: &str, entry: &HistoryRecord, now_us: i64) -> Self {
+        DeliveryRecord {
+            id: delivery_id(
+                callback_id,
+                &format!("sandbox/{}", entry.sandbox_id),
+                &entry.id,
+            ),
+            callback_id: callback_id.to_owned(),
+            conversation_key: entry.sandbox_id.clone(),
+            event_time_us: entry.at_us,
+            event_id: entry.id.clone(),
+            attempts: 0,
+            next_at_us: now_us,
+            status_change: true,
+        }
+    }
+
+    /// Where the delivered body is stored: the table and the key.
+    pub fn body_key(&self) -> (&'static str, Vec<u8>) {
+        if self.status_change {
+            (
+                super::history::HISTORY,
+                super::history::entry_key(
+                    &self.conversation_key,
+                    self.event_time_us,
+                    &self.event_id,
+                ),
+            )
+        } else {
+            (
+                super::events::EVENTS,
+                super::events::event_key(
+                    &self.conversation_key,
+                    self.event_time_us,
+                    &self.event_id,
+                ),
+            )
         }
     }
 

@@ -8,14 +8,16 @@
 //! - [`events`]: events in timestamp order per conversation, and the event-id
 //!   index that makes every event stored once.
 //! - [`callbacks`]: event callbacks, their queued deliveries and delivery log.
+//! - [`history`]: every sandbox's status changes with their causes.
 
 pub mod callbacks;
 pub mod conversations;
 pub mod events;
+pub mod history;
 mod sandboxes;
 
 pub use sandboxes::{
-    ACTIVE_BY_OWNER, BY_CREATED, BY_KEY_HASH, BY_OWNER, Phase, SANDBOXES, SandboxRecord,
+    ACTIVE_BY_OWNER, BY_CREATED, BY_KEY_HASH, BY_OWNER, Phase, RetiredKey, SANDBOXES, SandboxRecord,
 };
 
 use serde::Serialize;

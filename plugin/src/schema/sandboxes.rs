@@ -7,7 +7,8 @@
 //! - `sandboxes_by_created`: [`order_key`] → empty. Everyone's, newest first, for
 //!   callers that see all.
 //! - `sandboxes_by_key_hash`: session-key hash (hex) → sandbox id, for webhook
-//!   authentication.
+//!   authentication: the current key's, and a paused sandbox's old key's until
+//!   its teardown grace ends ([`RetiredKey`]).
 //! - `sandboxes_active_by_owner`: [`owner_prefix`] ‖ [`order_key`] → sandbox id, for
 //!   the records that [count as active](SandboxRecord::is_active): started or
 //!   resumed by sandboxd and not paused or deleted since. The per-user limit
@@ -27,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{order_key, owner_prefix};
 use crate::error::Result;
+use crate::model::{Cause, Status};
 use crate::ports::Op;
 
 pub const SANDBOXES: &str = "sandboxes";
@@ -59,6 +61,34 @@ pub struct SandboxRecord {
     /// When the runtime was last asked to start or resume, for the start timeout.
     pub started_at_us: i64,
     pub phase: Phase,
+    // Added with contract 0.5.0. Each is left out of the JSON while it has its
+    // default, so a record stored before encodes to the bytes it was stored
+    // as (updates carry those bytes as their precondition).
+    /// The status the history last recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    /// When `status` was recorded (µs).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub status_at_us: i64,
+    /// A paused sandbox's old session key, valid for its agent server's final
+    /// webhooks until the teardown grace ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_key: Option<RetiredKey>,
+    /// The policy that paused it since its last start or resume:
+    /// a policy acts once per reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acted: Option<Cause>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetiredKey {
+    pub hash: String,
+    /// Refused from this moment (µs).
+    pub until_us: i64,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }
 
 impl SandboxRecord {
@@ -84,6 +114,14 @@ impl SandboxRecord {
     /// pause clears the key's hash first).
     pub fn is_active(&self) -> bool {
         self.phase == Phase::Starting || self.session_api_key_hash.is_some()
+    }
+
+    /// The session-key hashes that lead to this record in [`BY_KEY_HASH`].
+    pub fn key_hashes(&self) -> impl Iterator<Item = &str> {
+        self.session_api_key_hash
+            .as_deref()
+            .into_iter()
+            .chain(self.retired_key.as_ref().map(|k| k.hash.as_str()))
     }
 
     /// The record's entry in [`ACTIVE_BY_OWNER`].
@@ -125,7 +163,7 @@ impl SandboxRecord {
                 value: Vec::new(),
             },
         ];
-        if let Some(hash) = &self.session_api_key_hash {
+        for hash in self.key_hashes() {
             ops.push(Op::Put {
                 table: BY_KEY_HASH,
                 key: hash.as_bytes().to_vec(),
@@ -153,20 +191,24 @@ impl SandboxRecord {
                 value: self.encode(),
             },
         ];
-        if old.session_api_key_hash != self.session_api_key_hash {
-            if let Some(hash) = &old.session_api_key_hash {
-                ops.push(Op::Delete {
-                    table: BY_KEY_HASH,
-                    key: hash.as_bytes().to_vec(),
-                });
-            }
-            if let Some(hash) = &self.session_api_key_hash {
-                ops.push(Op::Put {
-                    table: BY_KEY_HASH,
-                    key: hash.as_bytes().to_vec(),
-                    value: self.id.as_bytes().to_vec(),
-                });
-            }
+        for gone in old
+            .key_hashes()
+            .filter(|h| !self.key_hashes().any(|n| n == *h))
+        {
+            ops.push(Op::Delete {
+                table: BY_KEY_HASH,
+                key: gone.as_bytes().to_vec(),
+            });
+        }
+        for new in self
+            .key_hashes()
+            .filter(|h| !old.key_hashes().any(|o| o == *h))
+        {
+            ops.push(Op::Put {
+                table: BY_KEY_HASH,
+                key: new.as_bytes().to_vec(),
+                value: self.id.as_bytes().to_vec(),
+            });
         }
         match (old.is_active(), self.is_active()) {
             (false, true) => ops.push(self.active_entry()),
@@ -206,7 +248,7 @@ impl SandboxRecord {
                 key: self.owner_key(),
             },
         ];
-        if let Some(hash) = &self.session_api_key_hash {
+        for hash in self.key_hashes() {
             ops.push(Op::Delete {
                 table: BY_KEY_HASH,
                 key: hash.as_bytes().to_vec(),
@@ -230,7 +272,52 @@ mod tests {
             created_at_us: 1_000,
             started_at_us: 1_000,
             phase: Phase::Started,
+            status: None,
+            status_at_us: 0,
+            retired_key: None,
+            acted: None,
         }
+    }
+
+    #[test]
+    fn a_record_stored_before_0_5_encodes_to_its_stored_bytes() {
+        let stored = br#"{"id":"abc","created_by_user_id":"alice","sandbox_spec_id":"img","session_api_key_hash":"h1","created_at_us":1000,"started_at_us":1000,"phase":"started"}"#;
+        let decoded = SandboxRecord::decode(stored).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(decoded, record());
+        assert_eq!(decoded.encode(), stored.to_vec());
+    }
+
+    #[test]
+    fn a_retired_key_keeps_its_index_entry_until_it_is_dropped() {
+        let running = record();
+        let paused = SandboxRecord {
+            session_api_key_hash: None,
+            retired_key: Some(RetiredKey {
+                hash: "h1".into(),
+                until_us: 5,
+            }),
+            ..record()
+        };
+        let ops = paused.update_ops(&running);
+        assert!(!ops.iter().any(|op| matches!(
+            op,
+            Op::Delete {
+                table: BY_KEY_HASH,
+                ..
+            }
+        )));
+        let dropped = SandboxRecord {
+            retired_key: None,
+            ..paused.clone()
+        };
+        assert!(dropped.update_ops(&paused).contains(&Op::Delete {
+            table: BY_KEY_HASH,
+            key: b"h1".to_vec()
+        }));
+        assert!(paused.delete_ops().contains(&Op::Delete {
+            table: BY_KEY_HASH,
+            key: b"h1".to_vec()
+        }));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use super::Service;
 use crate::error::Result;
-use crate::model::Status;
+use crate::model::{Cause, Status};
 use crate::ports::{Bound, Level, Scan};
 use crate::schema::{self, SandboxRecord};
 use crate::status;
@@ -85,7 +85,7 @@ impl Service<'_> {
         let excess = mine.len() - keep;
         let mut paused = Vec::new();
         for record in mine.into_iter().take(excess) {
-            match self.pause(&record.id) {
+            match self.pause_as(&record, Cause::Limit) {
                 Ok(()) => paused.push(record.id),
                 Err(e) => self.log(
                     Level::Warn,

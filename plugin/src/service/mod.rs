@@ -7,20 +7,33 @@
 //! - Scoping: every lookup goes through [`Service::load_visible`] or filters with
 //!   [`SandboxRecord::visible_to`]; another user's sandbox is `not-found`, exactly
 //!   like a missing one.
-//! - The session key is never stored, only its hash, and the hash is cleared on
-//!   pause and replaced on resume.
+//! - The session key is never stored, only its hash, and the hash is retired on
+//!   pause (valid for the teardown grace only), replaced on resume and revoked
+//!   before a delete asks the runtime to stop.
+//! - Every status change sandboxd makes or observes is in the sandbox's
+//!   history, committed with the change (`history`).
 //! - A record disappears only after its runtime is known to be gone.
 
+mod history;
 mod lifecycle;
 mod limit;
+mod policy;
 mod read;
 mod reconcile;
 
+pub use policy::PassSummary;
 pub use reconcile::{ADOPTED_SPEC, OrphanPolicy, ReconcileSummary};
 
+/// Whether a commit must be on disk before it returns (see `ports::Store`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    Immediate,
+    Relaxed,
+}
+
 use crate::error::{Error, Result};
-use crate::model::{SandboxInfo, Settings};
-use crate::ports::{Env, Http, Level, Store, StoreError};
+use crate::model::{SandboxInfo, Settings, Status};
+use crate::ports::{Env, Http, Level, Op, Store, StoreError};
 use crate::runtime::{Runtime, RuntimeApi};
 use crate::schema::{self, SandboxRecord};
 use crate::{status, time, urls};
@@ -79,13 +92,15 @@ impl<'a> Service<'a> {
         Ok(record.visible_to(self.caller()).then_some(record))
     }
 
-    /// Apply `change` to the stored record of `id` and commit it, retrying if
-    /// another call changed the record in between. Returns the record as stored
-    /// afterwards, or none if it no longer exists.
-    fn update(
+    /// Apply `change` to the stored record of `id` and commit it with the ops
+    /// `change` returns (a history entry: see [`Self::change_ops`]), retrying
+    /// if another call changed the record in between. Returns the record as
+    /// stored afterwards, or none if it no longer exists.
+    fn update_with(
         &self,
         id: &str,
-        change: impl Fn(&mut SandboxRecord),
+        durability: Durability,
+        change: impl Fn(&mut SandboxRecord) -> Result<Vec<Op>>,
     ) -> Result<Option<SandboxRecord>> {
         for _ in 0..UPDATE_ATTEMPTS {
             let Some(bytes) = self.store.get(schema::SANDBOXES, id.as_bytes())? else {
@@ -93,11 +108,17 @@ impl<'a> Service<'a> {
             };
             let old = SandboxRecord::decode(&bytes)?;
             let mut new = old.clone();
-            change(&mut new);
+            let extra = change(&mut new)?;
             if new == old {
                 return Ok(Some(old));
             }
-            match self.store.commit(new.update_ops(&old)) {
+            let mut ops = new.update_ops(&old);
+            ops.extend(extra);
+            let committed = match durability {
+                Durability::Immediate => self.store.commit(ops),
+                Durability::Relaxed => self.store.commit_relaxed(ops),
+            };
+            match committed {
                 Ok(()) => return Ok(Some(new)),
                 Err(StoreError::Conflict(_)) => continue,
                 Err(e) => return Err(e.into()),
@@ -108,15 +129,24 @@ impl<'a> Service<'a> {
         )))
     }
 
-    /// The app's view of a stored sandbox and what its runtime said.
-    fn to_info(&self, record: &SandboxRecord, runtime: Option<&Runtime>) -> SandboxInfo {
-        let raw = status::from_runtime(runtime);
-        let (status, timeout_detail) = status::apply_start_timeout(
-            raw,
+    /// The status the app sees for `record` given what its runtime said, and
+    /// the start timeout's detail if that is why it is an error.
+    fn live_status(
+        &self,
+        record: &SandboxRecord,
+        runtime: Option<&Runtime>,
+    ) -> (Status, Option<String>) {
+        status::apply_start_timeout(
+            status::from_runtime(runtime),
             record.started_at_us,
             self.env.now_micros(),
             self.settings.start_sandbox_timeout_secs,
-        );
+        )
+    }
+
+    /// The app's view of a stored sandbox and what its runtime said.
+    fn to_info(&self, record: &SandboxRecord, runtime: Option<&Runtime>) -> SandboxInfo {
+        let (status, timeout_detail) = self.live_status(record, runtime);
         SandboxInfo {
             id: record.id.clone(),
             created_by_user_id: record.created_by_user_id.clone(),

@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 use super::Service;
 use crate::error::{Error, Result};
 use crate::model::{SandboxInfo, SandboxPage};
-use crate::paging::{self, PageStart};
-use crate::ports::{Bound, Level, Scan};
+use crate::paging;
+use crate::ports::Level;
 use crate::runtime::{Runtime, RuntimeError};
 use crate::schema::{self, SandboxRecord};
 use crate::session_key;
@@ -20,39 +20,16 @@ impl Service<'_> {
     pub fn search(&self, page_id: Option<&str>, limit: u32) -> Result<SandboxPage> {
         let limit = limit.clamp(1, MAX_PAGE);
         let (table, prefix) = self.scope_index();
-        let (start, skip) = match paging::parse(page_id) {
-            PageStart::First => (Bound::Included(prefix.clone()), 0),
-            PageStart::After(key) => (Bound::Excluded([prefix.as_slice(), &key].concat()), 0),
-            PageStart::Offset(n) => (Bound::Included(prefix.clone()), n),
-        };
-        let end = schema::prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
-        let want = u64::from(limit) + 1;
-        let rows = self.store.scan(Scan {
-            table,
-            start,
-            end,
-            reverse: false,
-            limit: u32::try_from(skip.saturating_add(want)).unwrap_or(u32::MAX),
-        })?;
-        let mut order_keys: Vec<&[u8]> = rows
+        let (rows, next_page_id) = paging::read_page(self.store, table, &prefix, page_id, limit)?;
+        let ids: Vec<&str> = rows
             .iter()
-            .skip(usize::try_from(skip).unwrap_or(usize::MAX))
-            .map(|(key, _)| &key[prefix.len().min(key.len())..])
-            .collect();
-        let has_more = order_keys.len() > limit as usize;
-        order_keys.truncate(limit as usize);
-
-        let ids: Vec<&str> = order_keys
-            .iter()
-            .filter_map(|k| schema::id_of_order_key(k))
+            .filter_map(|(key, _)| schema::id_of_order_key(key.get(prefix.len()..)?))
             .collect();
         let records = self.load_many(&ids)?;
         let lookup = self.runtimes_of(&records);
         Ok(SandboxPage {
             items: records.iter().map(|r| lookup.info(self, r)).collect(),
-            next_page_id: has_more
-                .then(|| order_keys.last().map(|k| paging::cursor(k)))
-                .flatten(),
+            next_page_id,
         })
     }
 
@@ -93,7 +70,8 @@ impl Service<'_> {
             .collect())
     }
 
-    /// The sandbox whose current session key is `key`, if the caller may see it.
+    /// The sandbox whose current session key is `key` (or whose old key it is,
+    /// within the teardown grace), if the caller may see it.
     pub fn get_by_session_key(&self, key: &str) -> Result<Option<SandboxInfo>> {
         let Some(record) = self.sandbox_for_key(key)? else {
             return Ok(None);
@@ -116,8 +94,15 @@ impl Service<'_> {
             return Ok(None);
         };
         // The index and the record change together; this guards against a key
-        // that was rotated away between the two reads.
-        Ok((record.session_api_key_hash.as_deref() == Some(hash.as_str())).then_some(record))
+        // that was rotated away between the two reads. A paused sandbox's old
+        // key still works until its teardown grace ends (the pass then drops
+        // its index entry).
+        let current = record.session_api_key_hash.as_deref() == Some(hash.as_str());
+        let in_grace = record
+            .retired_key
+            .as_ref()
+            .is_some_and(|k| k.hash == hash && self.env.now_micros() < k.until_us);
+        Ok((current || in_grace).then_some(record))
     }
 
     /// Records of `ids` visible to the caller, in the order of `ids`. A record that
@@ -186,10 +171,10 @@ impl Service<'_> {
 
 /// What the runtime API said about some sandboxes.
 pub(super) struct Lookup {
-    runtimes: HashMap<String, Runtime>,
+    pub(super) runtimes: HashMap<String, Runtime>,
     /// Why it said nothing, if it failed: every sandbox is then `MISSING`, with
     /// this as its `status_detail`.
-    failure: Option<String>,
+    pub(super) failure: Option<String>,
 }
 
 impl Lookup {

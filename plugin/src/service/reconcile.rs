@@ -14,12 +14,17 @@
 //! record before asking the runtime, so any runtime in the list that came from a
 //! start has its record in the store by the time the store is read; a runtime
 //! is never taken for an orphan because its start was still in flight.
+//!
+//! A pass also records in the history what `/list` says that sandboxd did not
+//! do (a sandbox that stopped by itself), through `Service::observe`, which
+//! leaves alone a sandbox changed in the last seconds (the older `/list` may
+//! not show that change yet).
 
 use std::collections::HashMap;
 
-use super::Service;
+use super::{Durability, Service};
 use crate::error::{Error, Result};
-use crate::model::Status;
+use crate::model::{Cause, Status};
 use crate::ports::{Bound, Level, Scan};
 use crate::runtime::Runtime;
 use crate::runtime::client::Action;
@@ -134,6 +139,11 @@ impl Service<'_> {
                 && !self.half_way(record, listed, &mut summary));
             if kept {
                 summary.statuses.count(self.to_info(record, listed).status);
+                // `/list` is the runtime's word on every sandbox: what changed
+                // without sandboxd goes into the history (cause `runtime`).
+                if let Err(e) = self.observe(record, listed) {
+                    summary.failures.push((record.id.clone(), e.to_string()));
+                }
             }
         }
         self.repair_active_index(&records, share, &mut summary);
@@ -202,7 +212,7 @@ impl Service<'_> {
                     return;
                 }
                 let now = self.env.now_micros();
-                let record = SandboxRecord {
+                let mut record = SandboxRecord {
                     id: session_id.to_owned(),
                     created_by_user_id: None,
                     sandbox_spec_id: ADOPTED_SPEC.into(),
@@ -210,8 +220,31 @@ impl Service<'_> {
                     created_at_us: now,
                     started_at_us: now,
                     phase: Phase::Started,
+                    status: None,
+                    status_at_us: 0,
+                    retired_key: None,
+                    acted: None,
                 };
-                match self.store.commit(record.insert_ops()) {
+                let status = self.live_status(&record, Some(runtime)).0;
+                let recorded = self.change_ops(
+                    &mut record,
+                    status,
+                    Cause::Reconcile,
+                    Some("adopted a runtime that had no sandbox record".into()),
+                );
+                let ops = recorded.map(|extra| {
+                    let mut ops = record.insert_ops();
+                    ops.extend(extra);
+                    ops
+                });
+                let committed = match ops {
+                    Ok(ops) => self.store.commit(ops),
+                    Err(e) => {
+                        summary.failures.push((session_id.into(), e.to_string()));
+                        return;
+                    }
+                };
+                match committed {
                     Ok(()) => {
                         summary.adopted += 1;
                         summary.statuses.count(status::from_runtime(Some(runtime)));
@@ -243,11 +276,19 @@ impl Service<'_> {
         match found {
             Ok(Some(runtime)) => {
                 let hash = runtime.session_api_key.as_deref().map(session_key::hash);
-                match self.update(&record.id, |r| {
-                    if r.phase == Phase::Starting {
-                        r.phase = Phase::Started;
-                        r.session_api_key_hash = hash.clone();
+                match self.update_with(&record.id, Durability::Immediate, |r| {
+                    if r.phase != Phase::Starting {
+                        return Ok(Vec::new());
                     }
+                    r.phase = Phase::Started;
+                    r.session_api_key_hash = hash.clone();
+                    let status = self.live_status(r, Some(&runtime)).0;
+                    self.change_ops(
+                        r,
+                        status,
+                        Cause::Reconcile,
+                        Some("completed a start that was left half-way".into()),
+                    )
                 }) {
                     Ok(_) => {
                         summary.completed += 1;
@@ -337,7 +378,7 @@ impl Service<'_> {
     }
 
     /// Every entry of `table`, in key order.
-    fn scan_all(&self, table: &'static str) -> Result<Vec<crate::ports::Entry>> {
+    pub(super) fn scan_all(&self, table: &'static str) -> Result<Vec<crate::ports::Entry>> {
         let mut all = Vec::new();
         let mut start = Bound::Unbounded;
         loop {
@@ -359,7 +400,7 @@ impl Service<'_> {
     }
 
     /// Every sandbox record, by id (an unreadable one is logged and left out).
-    fn all_records(&self) -> Result<HashMap<String, SandboxRecord>> {
+    pub(super) fn all_records(&self) -> Result<HashMap<String, SandboxRecord>> {
         let mut all = HashMap::new();
         for (key, value) in self.scan_all(schema::SANDBOXES)? {
             match SandboxRecord::decode(&value) {

@@ -220,7 +220,7 @@ impl Service<'_> {
     }
 
     /// The keys of the conversations stored for one sandbox.
-    fn conversation_keys_of(&self, sandbox_id: &str) -> Result<Vec<String>> {
+    pub(crate) fn conversation_keys_of(&self, sandbox_id: &str) -> Result<Vec<String>> {
         let prefix = conv::sandbox_prefix(sandbox_id);
         let end = schema::prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
         let rows = self.store.scan(Scan {

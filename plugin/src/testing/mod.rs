@@ -49,6 +49,10 @@ pub fn settings() -> Settings {
         max_num_sandboxes: 10,
         specs: vec![spec("image:default"), spec("image:other")],
         agent_request_timeout_ms: 10_000,
+        spec_policies: Vec::new(),
+        default_policy: Default::default(),
+        teardown_grace_secs: 30,
+        history_retention_secs: 604_800,
     }
 }
 

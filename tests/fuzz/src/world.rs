@@ -162,6 +162,10 @@ pub fn settings() -> Settings {
             created_at: "2026-01-01T00:00:00.000000Z".into(),
         }],
         agent_request_timeout_ms: 10_000,
+        spec_policies: Vec::new(),
+        default_policy: Default::default(),
+        teardown_grace_secs: 30,
+        history_retention_secs: 604_800,
     }
 }
 
@@ -204,6 +208,10 @@ impl<'a> World<'a> {
             created_at_us,
             started_at_us: created_at_us,
             phase: Phase::Started,
+            status: None,
+            status_at_us: 0,
+            retired_key: None,
+            acted: None,
         };
         must(self.store.commit(record.insert_ops()));
     }

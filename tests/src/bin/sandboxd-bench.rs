@@ -26,15 +26,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use sandboxd_tests::fake_runtime::{FakeRuntime, FakeRuntimeOptions};
-use sandboxd_tests::load::{self, Stats, ms, pick, send_ok};
+use sandboxd_tests::load::{self, Stats, env_or, ms, pick, send_ok};
 use sandboxd_tests::sandboxd::{self, Options, Sandboxd};
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Clients of the throughput runs.
 const CLIENTS: usize = 64;

@@ -80,10 +80,13 @@ async fn a_runtime_api_that_is_down_fails_writes_clearly_and_reads_report_missin
     for reply in [
         api.post(&format!("/api/v1/sandboxes/{id}/pause")).await,
         api.post(&format!("/api/v1/sandboxes/{id}/resume")).await,
-        api.delete(&format!("/api/v1/sandboxes/{id}")).await,
     ] {
         assert_eq!(reply.status, 502, "{}", reply.body);
     }
+    // A delete that may work once the runtime is back is to be retried.
+    let reply = api.delete(&format!("/api/v1/sandboxes/{id}")).await;
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert!(reply.detail().contains("retry"), "{}", reply.detail());
     // Nothing was forgotten while the runtime was away.
     assert_eq!(
         api.get("/api/v1/sandboxes/search").await.ok()["items"][0]["id"],
@@ -98,8 +101,12 @@ async fn a_failing_stop_keeps_the_sandbox_so_no_runtime_is_orphaned(host: Host) 
     let id = id_of(&api.start().await);
     rt.inject(Fault::status(503, "busy").on("POST", "/stop").once());
     let reply = api.delete(&format!("/api/v1/sandboxes/{id}")).await;
-    assert_eq!(reply.status, 502);
+    assert_eq!(reply.status, 503, "a stop that may work later is retried");
     assert!(reply.detail().contains("not deleted"), "{}", reply.detail());
+    assert_eq!(api.sandbox(&id).await["status"], "RUNNING");
+    rt.inject(Fault::status(409, "locked").on("POST", "/stop").once());
+    let reply = api.delete(&format!("/api/v1/sandboxes/{id}")).await;
+    assert_eq!(reply.status, 502, "a refusal is the runtime's answer");
     assert_eq!(api.sandbox(&id).await["status"], "RUNNING");
     // Retrying works, and a 404 from /stop counts as gone.
     rt.inject(Fault::status(404, "").on("POST", "/stop").once());

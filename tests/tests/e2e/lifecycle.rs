@@ -142,6 +142,38 @@ async fn a_sandbox_is_started_read_paused_resumed_and_deleted(host: Host) {
         api.get("/api/v1/sandboxes/search").await.ok()["items"],
         json!([])
     );
+
+    // Every change is in the history, newest first, and outlives the sandbox.
+    let history = api
+        .get(&format!("/api/v1/sandboxes/{id}/history"))
+        .await
+        .ok();
+    let changes: Vec<(Value, Value)> = history["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|i| (i["status"].clone(), i["cause"].clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let user = json!("user");
+    assert_eq!(
+        changes,
+        [
+            (json!("MISSING"), user.clone()),
+            (json!("RUNNING"), user.clone()),
+            (json!("PAUSED"), user.clone()),
+            (json!("RUNNING"), user),
+        ],
+        "{history}"
+    );
+    assert_eq!(history["next_page_id"], Value::Null);
+    assert!(
+        history["items"][0]["at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
 }
 
 async fn every_runtime_status_maps_to_a_sandbox_status(host: Host) {

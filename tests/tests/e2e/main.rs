@@ -30,6 +30,7 @@ mod operations;
 mod paging;
 mod plugin_containment;
 mod plugin_lifecycle;
+mod policies;
 mod real_agent_server;
 mod real_agent_sync;
 mod replicas;

@@ -7,7 +7,7 @@ import { name } from './env.js';
 
 /** What this host reads; anything else in the file is refused by name. */
 const SUPPORTED = {
-  '': ['listen', 'data_dir', 'web_url', 'runtime', 'specs', 'auth', 'plugin', 'http', 'sync'],
+  '': ['listen', 'data_dir', 'web_url', 'runtime', 'specs', 'auth', 'plugin', 'http', 'sync', 'lifecycle'],
   runtime: ['api_url', 'api_key', 'resource_factor', 'runtime_class', 'start_sandbox_timeout', 'max_num_sandboxes', 'polling_interval', 'orphans', 'reconcile_interval'],
   specs: ['id', 'command', 'working_dir', 'initial_env'],
   auth: ['mode', 'keys', 'allow_unauthenticated_public'],
@@ -15,6 +15,7 @@ const SUPPORTED = {
   plugin: ['path'],
   http: ['timeout', 'connect_timeout', 'max_response_mb'],
   sync: ['mode', 'concurrency', 'request_timeout'],
+  lifecycle: ['teardown_grace', 'history_retention'],
 };
 /** Keys of the Rust host's file that this host lacks, and why. */
 const WHY = {
@@ -25,6 +26,11 @@ const WHY = {
   'specs.probe': 'it has no embedded local runtime',
   'specs.probe_path': 'it has no embedded local runtime',
   'auth.user_header': 'it supports auth.mode none and api-keys only',
+  'lifecycle.idle_pause': 'it runs no lifecycle policy pass (its library has `lifecyclePass`)',
+  'lifecycle.max_running': 'it runs no lifecycle policy pass (its library has `lifecyclePass`)',
+  'lifecycle.delete_paused_after': 'it runs no lifecycle policy pass (its library has `lifecyclePass`)',
+  'lifecycle.interval': 'it runs no lifecycle policy pass (its library has `lifecyclePass`)',
+  'lifecycle.wake_on_request': 'it has no embedded local runtime',
 };
 
 function refuseUnknown(table, section, label, errors) {
@@ -128,6 +134,8 @@ export function validate(file, errors) {
   const pluginFile = typed(file.plugin, 'plugin', 'table', errors) ?? {};
   const syncFile = typed(file.sync, 'sync', 'table', errors) ?? {};
   const httpFile = typed(file.http, 'http', 'table', errors) ?? {};
+  const lifecycleFile = typed(file.lifecycle, 'lifecycle', 'table', errors) ?? {};
+  refuseUnknown(lifecycleFile, 'lifecycle', 'lifecycle', errors);
   refuseUnknown(rt, 'runtime', 'runtime', errors);
   refuseUnknown(authFile, 'auth', 'auth', errors);
   refuseUnknown(pluginFile, 'plugin', 'plugin', errors);
@@ -274,5 +282,10 @@ export function validate(file, errors) {
     sync: { mode: syncMode, concurrency, requestTimeoutMs: Math.round(requestTimeout * 1000) },
     /** Whether the host polls agent servers (the Rust host's `SyncPlan::poll`). */
     polls,
+    lifecycle: {
+      teardownGraceSecs: whole('lifecycle.teardown_grace', typed(lifecycleFile.teardown_grace, 'lifecycle.teardown_grace', 'whole', errors), 0, 2 ** 32 - 1, errors) ?? 30,
+      historyRetentionSecs:
+        whole('lifecycle.history_retention', typed(lifecycleFile.history_retention, 'lifecycle.history_retention', 'whole', errors), 0, 2 ** 32 - 1, errors) ?? 7 * 24 * 3600,
+    },
   };
 }

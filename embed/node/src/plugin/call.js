@@ -25,10 +25,15 @@ import { WASI_IMPORTS } from './wasi.js';
 
 /** The plugin's `error` variant: the export returned `err`. */
 export class PluginError extends Error {
-  /** @param {'not-found' | 'invalid-input' | 'conflict' | 'unauthorized' | 'upstream' | 'storage' | 'internal'} tag @param {string} detail */
-  constructor(tag, detail) {
+  /**
+   * @param {'not-found' | 'invalid-input' | 'conflict' | 'unauthorized' | 'upstream' | 'unavailable' | 'storage' | 'internal'} tag
+   * @param {string} detail
+   * @param {number} [retryAfterSecs] for `unavailable`: seconds to wait before retrying
+   */
+  constructor(tag, detail, retryAfterSecs) {
     super(detail);
     this.tag = tag;
+    this.retryAfterSecs = retryAfterSecs;
   }
 }
 
@@ -41,7 +46,7 @@ export class CallError extends Error {
   }
 }
 
-const ERROR_TAGS = new Set(['not-found', 'invalid-input', 'conflict', 'unauthorized', 'upstream', 'storage', 'internal']);
+const ERROR_TAGS = new Set(['not-found', 'invalid-input', 'conflict', 'unauthorized', 'upstream', 'unavailable', 'storage', 'internal']);
 
 /** A short random id to find a failure's log line from the caller's error. */
 export const errorId = () => randomBytes(6).toString('hex');
@@ -200,6 +205,8 @@ function classify(e, plugin, logger) {
   }
   const payload = e?.payload ?? e;
   if (payload && typeof payload === 'object' && !(payload instanceof Error) && ERROR_TAGS.has(payload.tag)) {
+    // `unavailable` carries a record (contract 0.5.0): the detail, and when to retry.
+    if (payload.tag === 'unavailable') return new PluginError('unavailable', String(payload.val?.detail), payload.val?.retryAfterSecs);
     return new PluginError(payload.tag, String(payload.val));
   }
   const id = errorId();

@@ -1,4 +1,4 @@
-// The contract this host implements (`wit/`, package sandboxd:plugin@0.4.1),
+// The contract this host implements (`wit/`, package sandboxd:plugin@0.5.0),
 // as jco needs to know it: which imports may suspend the plugin (JSPI: the
 // contract's and WASI's waits, `./clock.js`) and
 // which exports return promises, and whether a plugin's declared version is
@@ -6,7 +6,7 @@
 
 import { ASYNC_WASI_IMPORTS } from './clock.js';
 
-export const CONTRACT_VERSION = '0.4.1';
+export const CONTRACT_VERSION = '0.5.0';
 const PACKAGE = 'sandboxd:plugin/';
 
 /** Imports that wait on the network or the store: the plugin suspends on them. */
@@ -23,6 +23,7 @@ export const EXPORTS = {
   sync: ['poll', 'ingest-conversation', 'ingest-events'],
   conversations: ['search', 'get', 'search-events', 'stream-events', 'stream-start'],
   callbacks: ['create', 'all', 'get', 'delete', 'deliveries', 'deliver-due'],
+  lifecycle: ['history', 'pass', 'wake'],
 };
 
 const qualified = (table, version) =>

@@ -11,6 +11,7 @@
 // | a request body over its cap                              | 413    |
 // | a query parameter of the wrong type or range             | 422    |
 // | plugin `upstream` (the runtime API failed)               | 502    |
+// | plugin `unavailable` (may work later; `Retry-After`)     | 503    |
 // | plugin `storage`, `internal`, a trap                     | 500    |
 // | a plugin call past its deadline or one of its limits     | 503    |
 //
@@ -20,14 +21,15 @@
 import { CallError, PluginError, errorId } from '../plugin/call.js';
 
 export class ApiError extends Error {
-  /** @param {number} status @param {string} detail */
-  constructor(status, detail) {
+  /** @param {number} status @param {string} detail @param {number} [retryAfterSecs] */
+  constructor(status, detail, retryAfterSecs) {
     super(detail);
     this.status = status;
+    this.retryAfterSecs = retryAfterSecs;
   }
 }
 
-const PLUGIN_STATUS = { 'not-found': 404, 'invalid-input': 400, conflict: 409, unauthorized: 401, upstream: 502 };
+const PLUGIN_STATUS = { 'not-found': 404, 'invalid-input': 400, conflict: 409, unauthorized: 401, upstream: 502, unavailable: 503 };
 
 /**
  * The answer for a failure.
@@ -39,7 +41,7 @@ export function toApiError(e, logger) {
   if (e instanceof ApiError) return e;
   if (e instanceof PluginError) {
     const status = PLUGIN_STATUS[e.tag];
-    if (status) return new ApiError(status, e.message);
+    if (status) return new ApiError(status, e.message, e.retryAfterSecs);
     const id = errorId();
     logger.log('error', 'plugin reported an internal failure', { error_id: id, error: e.message });
     return new ApiError(500, `internal error (error id ${id})`);

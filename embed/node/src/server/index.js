@@ -114,7 +114,9 @@ async function handle(sd, auth, logger, pollCycle, req, res) {
     send(res, 200, body);
   } catch (e) {
     const err = toApiError(e, logger);
-    send(res, err.status, JSON.stringify({ detail: err.message }), err.status === 401 ? { 'www-authenticate': 'Bearer' } : {});
+    const headers = err.status === 401 ? { 'www-authenticate': 'Bearer' } : {};
+    if (err.retryAfterSecs !== undefined) headers['retry-after'] = String(err.retryAfterSecs);
+    send(res, err.status, JSON.stringify({ detail: err.message }), headers);
   }
 }
 

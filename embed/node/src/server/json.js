@@ -50,4 +50,8 @@ export function documentText(text) {
   return text;
 }
 
+/** One status change of a sandbox's history (`host/src/api/json.rs`): a WIT cause `max-running` is `max_running`. */
+export const statusChangeText = (c) =>
+  j({ at: c.at, status: c.status.toUpperCase(), cause: c.cause.replaceAll('-', '_'), detail: nullable(c.detail) });
+
 export const SUCCESS = '{"success":true}';

@@ -5,7 +5,7 @@
 
 import { ApiError } from './errors.js';
 import { sessionKey } from './auth.js';
-import { SUCCESS, documentText, listText, pageText, sandboxText, specText } from './json.js';
+import { SUCCESS, documentText, listText, pageText, sandboxText, specText, statusChangeText } from './json.js';
 
 /** Largest `ConversationInfo` a webhook may carry. */
 const MAX_INFO_BYTES = 4 << 20;
@@ -76,6 +76,14 @@ export const ROUTES = [
     handle: async (sd, c) => {
       await sd.as(c.caller()).sandboxes.resume(c.id);
       return SUCCESS;
+    },
+  },
+  {
+    method: 'GET',
+    path: '/api/v1/sandboxes/{id}/history',
+    handle: async (sd, c) => {
+      const page = await sd.as(c.caller()).lifecycle.history(c.id, c.query.pageId(), c.query.limit());
+      return pageText(page.items.map(statusChangeText), page.nextPageId);
     },
   },
   {

@@ -3,16 +3,35 @@
 use super::*;
 
 #[test]
-fn pause_clears_the_key_hash_even_if_the_pause_fails() {
+fn pause_retires_the_key_for_the_teardown_grace_even_if_the_pause_fails() {
     let w = World::new();
     let id = start(&w, Some("alice"));
     let key = w.runtime.key_of(&id).unwrap_or_default();
     w.runtime.fault("POST /pause", Fault::Status(500, "nope"));
     assert!(matches!(w.alice().pause(&id), Err(Error::Upstream(_))));
+    // The agent server's final webhooks still authenticate for the grace ...
+    assert_eq!(
+        ok(w.admin().get_by_session_key(&key)).map(|s| s.id),
+        Some(id.clone())
+    );
+    assert_eq!(record(&w, &id).map(|r| r.session_api_key_hash), Some(None));
+    // ... and not a moment after.
+    w.env
+        .advance_secs(i64::from(w.settings.teardown_grace_secs));
     assert_eq!(ok(w.admin().get_by_session_key(&key)), None);
-    assert_eq!(w.store.len(schema::BY_KEY_HASH), 0);
     ok(w.alice().pause(&id));
     assert_eq!(ok(w.alice().get(&id)).status, Status::Paused);
+}
+
+#[test]
+fn with_no_teardown_grace_a_paused_key_is_refused_at_once() {
+    let mut w = World::new();
+    w.settings.teardown_grace_secs = 0;
+    let id = start(&w, Some("alice"));
+    let key = w.runtime.key_of(&id).unwrap_or_default();
+    ok(w.alice().pause(&id));
+    assert_eq!(ok(w.admin().get_by_session_key(&key)), None);
+    assert_eq!(w.store.len(schema::BY_KEY_HASH), 0);
 }
 
 #[test]
@@ -95,12 +114,23 @@ fn a_failed_stop_keeps_the_record() {
     let w = World::new();
     let id = start(&w, None);
     w.runtime.fault("POST /stop", Fault::Status(500, "stuck"));
+    let key = w.runtime.key_of(&id).unwrap_or_default();
     let err = w.admin().delete(&id).err();
+    // A 5xx may pass: the caller is told to retry, the key is revoked first.
     assert!(
-        matches!(&err, Some(Error::Upstream(m)) if m.contains("not deleted") && m.contains("stuck")),
+        matches!(&err, Some(Error::Unavailable(m, 5)) if m.contains("not deleted") && m.contains("stuck") && m.contains("revoked")),
         "{err:?}"
     );
     assert!(record(&w, &id).is_some());
+    assert_eq!(ok(w.admin().get_by_session_key(&key)), None);
+    assert_eq!(w.store.len(schema::BY_KEY_HASH), 0);
+    // A refusal that will not pass is the runtime's answer (502).
+    w.runtime.fault("POST /stop", Fault::Status(409, "locked"));
+    let err = w.admin().delete(&id).err();
+    assert!(
+        matches!(&err, Some(Error::Upstream(m)) if m.contains("locked")),
+        "{err:?}"
+    );
     w.runtime
         .fault("POST /stop", Fault::Transport(HttpError::Timeout));
     assert!(w.admin().delete(&id).is_err());

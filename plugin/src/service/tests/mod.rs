@@ -35,6 +35,7 @@ fn start_many(w: &World, user: Option<&str>, n: usize) -> Vec<String> {
 }
 
 mod actions;
+mod lifecycle;
 mod limits;
 mod reconcile;
 mod retries;

@@ -1,6 +1,7 @@
 //! Reconciliation of the store with the runtime's `/list`: orphans, starts left half-way.
 
 use super::*;
+use crate::model::Cause;
 use crate::service::OrphanPolicy;
 
 const FOREVER: i64 = i64::MAX;
@@ -64,6 +65,10 @@ fn half_way(w: &World, id: &str) {
         created_at_us: 1,
         started_at_us: 1,
         phase: Phase::Starting,
+        status: None,
+        status_at_us: 0,
+        retired_key: None,
+        acted: None,
     };
     let store: &dyn crate::ports::Store = &w.store;
     if let Err(e) = store.commit(record.insert_ops()) {
@@ -176,4 +181,26 @@ fn reconciliation_rebuilds_the_active_index_of_records_stored_without_it() {
     let before = w.store.relaxed_commits.get();
     ok(w.admin().reconcile(OrphanPolicy::Stop, 0, &Share::all()));
     assert_eq!(w.store.relaxed_commits.get(), before);
+}
+
+#[test]
+fn what_reconciliation_repairs_is_in_the_history_as_its_doing() {
+    let w = World::new();
+    half_way(&w, "reached");
+    w.runtime.insert("reached", "running");
+    w.runtime.insert("stray", "running");
+    ok(w.admin()
+        .reconcile(OrphanPolicy::Adopt, FOREVER, &Share::all()));
+    for id in ["reached", "stray"] {
+        let page = ok(w.admin().history(id, None, 10));
+        let causes: Vec<_> = page.items.iter().map(|c| (c.status, c.cause)).collect();
+        assert_eq!(causes, vec![(Status::Running, Cause::Reconcile)], "{id}");
+        assert!(page.items[0].detail.is_some(), "{id}: the repair is named");
+    }
+    // The completed start is its owner's history, not someone else's.
+    assert_eq!(ok(w.alice().history("reached", None, 10)).items.len(), 1);
+    assert!(matches!(
+        w.bob().history("reached", None, 10),
+        Err(Error::NotFound(_))
+    ));
 }

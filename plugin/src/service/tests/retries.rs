@@ -81,8 +81,10 @@ fn writes_are_never_repeated() {
             "resume" => w.alice().resume(&id),
             _ => w.alice().delete(&id),
         };
+        // A delete the runtime may carry out later is to be retried (503).
         assert!(
-            matches!(result, Err(Error::Upstream(_))),
+            matches!(result, Err(Error::Upstream(_)))
+                || (action == "delete" && matches!(result, Err(Error::Unavailable(_, _)))),
             "{action}: {result:?}"
         );
         assert_eq!(w.runtime.count(key), 1, "{action}");

@@ -77,8 +77,13 @@ fn webhook_authentication_and_ownership() {
         .ingest_conversation(&bob_key, json!({"id": CONV_A}).to_string().as_bytes())
         .err();
     assert!(matches!(e, Some(Error::Unauthorized(_))), "{e:?}");
-    // A paused sandbox's key no longer authenticates.
+    // A paused sandbox's key authenticates its final webhooks for the
+    // teardown grace, and no longer.
     ok(w.admin().pause(&alice_sb));
+    ok(w.admin()
+        .ingest_events(&alice_key, CONV_A, batch.as_bytes()));
+    w.env
+        .advance_secs(i64::from(w.settings.teardown_grace_secs));
     assert!(matches!(
         w.admin()
             .ingest_events(&alice_key, CONV_A, batch.as_bytes()),

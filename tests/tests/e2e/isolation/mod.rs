@@ -89,6 +89,9 @@ fn config() -> String {
         );
     }
     let _ = write!(toml, "[[auth.keys]]\nkey = \"{ADMIN_KEY}\"\nadmin = true\n");
+    // The model says a paused sandbox's key authenticates nothing: no
+    // teardown grace (its own tests are in `policies`).
+    toml.push_str("[lifecycle]\nteardown_grace = 0\n");
     toml
 }
 
