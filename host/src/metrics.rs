@@ -137,7 +137,7 @@ fn describe() {
     );
     describe_counter!(
         LIFECYCLE_ACTIONS,
-        "What lifecycle policy passes did: paused, deleted, observed (a runtime change recorded), keys_retired, histories_purged, failed."
+        "What lifecycle policy passes did: paused, deleted, observed (a runtime change recorded), keys_retired, histories_purged, warm_started (a sandbox started for a warm pool), failed."
     );
     describe_histogram!(
         LIFECYCLE_DURATION,
@@ -160,6 +160,7 @@ pub fn lifecycle_pass(s: &PassSummary, elapsed: Duration) {
         ("observed", s.observed),
         ("keys_retired", s.keys_retired),
         ("histories_purged", s.histories_purged),
+        ("warm_started", s.warm_started),
         ("failed", failed),
     ] {
         counter!(LIFECYCLE_ACTIONS, "action" => action).increment(u64::from(n));

@@ -83,6 +83,9 @@ pub struct Settings {
     pub default_policy: LifecyclePolicy,
     pub teardown_grace_secs: u32,
     pub history_retention_secs: u32,
+    /// How many sandboxes of each spec are kept started ahead of any request
+    /// (its warm pool), by spec id; a spec not named has none.
+    pub warm_pools: Vec<(String, u32)>,
 }
 
 impl Settings {
@@ -92,6 +95,14 @@ impl Settings {
             .iter()
             .find(|(id, _)| id == spec_id)
             .map_or(self.default_policy, |(_, p)| *p)
+    }
+
+    /// The size of `spec_id`'s warm pool (0: none).
+    pub fn warm_of(&self, spec_id: &str) -> u32 {
+        self.warm_pools
+            .iter()
+            .find(|(id, _)| id == spec_id)
+            .map_or(0, |(_, n)| *n)
     }
 }
 

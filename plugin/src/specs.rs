@@ -65,6 +65,7 @@ mod tests {
             default_policy: Default::default(),
             teardown_grace_secs: 30,
             history_retention_secs: 604_800,
+            warm_pools: Vec::new(),
             specs: (0..n)
                 .map(|i| SandboxSpec {
                     id: format!("image-{i}"),

@@ -329,6 +329,20 @@ pub fn venv_python() -> PathBuf {
     PYTHON.get_or_init(|| VENV.bin().join("python")).clone()
 }
 
+/// The README's `[[specs]]` entry for the real agent server on the local
+/// runtime, with `python` the venv's, and `extra` more keys of the entry
+/// (`warm = 1`).
+pub fn local_spec_toml(python: &str, extra: &str) -> String {
+    format!(
+        r#"[[specs]]
+id = "openhands-agent-server"
+command = ["{python}", "-m", "openhands.agent_server", "--host", "127.0.0.1", "--port", "{{port}}"]
+initial_env = {{ TZ = "UTC", OH_CONVERSATIONS_PATH = "{{workspace}}/conversations", OH_WORKSPACE_PATH = "{{workspace}}/project", OH_BASH_EVENTS_DIR = "{{workspace}}/bash_events", OH_ENABLE_VSCODE = "false", OH_PRELOAD_TOOLS = "false", LITELLM_LOCAL_MODEL_COST_MAP = "True", DO_NOT_TRACK = "1", OH_TELEMETRY_EXPORTER = "none" }}
+{extra}
+"#
+    )
+}
+
 // ---- Options ------------------------------------------------------------------------
 
 /// How to start one agent server.

@@ -150,6 +150,8 @@ export interface PassSummary {
   deleted: number;
   keysRetired: number;
   historiesPurged: number;
+  warmStarted: number;
+  warmReady: number;
   failures: [string, string][];
 }
 
@@ -348,6 +350,8 @@ export interface SpecInput {
   idlePauseSecs?: number;
   maxRunningSecs?: number;
   deletePausedAfterSecs?: number;
+  /** Sandboxes of this spec kept started ahead (its warm pool), kept full by `lifecyclePass()`. */
+  warm?: number;
 }
 
 export interface SandboxdOptions {

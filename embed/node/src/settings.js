@@ -45,6 +45,7 @@ export function pluginSettings(options, createdAt) {
     defaultPolicy: policyOf(lifecycle, {}),
     teardownGraceSecs: lifecycle.teardownGraceSecs ?? 30,
     historyRetentionSecs: lifecycle.historyRetentionSecs ?? 7 * 24 * 3600,
+    warmPools: specs.filter((s) => (s.warm ?? 0) > 0).map((s) => [s.id, s.warm]),
   };
 }
 

@@ -254,6 +254,31 @@ test('background calls act on their share of the work; a lone host passes every 
   await api.sandboxes.delete(id);
 });
 
+test('a spec’s warm pool: filled by the pass, invisible until a start takes it running', async () => {
+  const storage = new MemoryStore();
+  const sd = await host({ specs: [{ id: 'img', command: ['run'], warm: 1 }], storage });
+  const filled = await sd.lifecyclePass();
+  assert.deepEqual([filled.warmStarted, filled.warmReady], [1, 1]);
+  assert.deepEqual((await sd.as().sandboxes.search()).items, [], 'no listing shows a warm sandbox');
+  const starts = runtime.requests.filter((r) => r.path === '/start').length;
+  const taken = await sd.as({ user: 'alice' }).sandboxes.start();
+  assert.equal(taken.status, 'running');
+  assert.equal(taken.createdByUserId, 'alice');
+  assert.equal(runtime.requests.filter((r) => r.path === '/start').length, starts, 'taken from the pool, not started');
+  const before = new Set(runtime.runtimes.keys());
+  const refilled = await sd.lifecyclePass();
+  assert.deepEqual([refilled.warmStarted, refilled.warmReady], [1, 1]);
+  const [warmId] = [...runtime.runtimes.keys()].filter((id) => !before.has(id));
+  assert.ok(warmId, 'the refill started a sandbox');
+  await sd.as().sandboxes.delete(taken.id);
+  // The same store under a configuration without the pool: the pass stops
+  // the warm sandbox and forgets it.
+  const shrunk = await host({ specs: [{ id: 'img', command: ['run'] }], storage });
+  const removed = await shrunk.lifecyclePass();
+  assert.deepEqual([removed.warmStarted, removed.warmReady, removed.failures], [0, 0, []]);
+  assert.equal(runtime.runtimes.has(warmId), false, 'its runtime was stopped');
+});
+
 test('callbacks: the host picks the id, records the origin, and hands out the secret once', async () => {
   const sd = await host();
   const api = sd.as({ user: 'carol' });

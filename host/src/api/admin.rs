@@ -122,6 +122,10 @@ pub struct LifecyclePassJson {
     keys_retired: u32,
     /// Histories of deleted sandboxes past their retention, removed.
     histories_purged: u32,
+    /// Sandboxes started for the warm pools (`[[specs]] warm`).
+    warm_started: u32,
+    /// Warm sandboxes running, ready to be handed out by a start.
+    warm_ready: u32,
     failures: Vec<Failure>,
     millis: u64,
 }
@@ -143,6 +147,8 @@ pub async fn lifecycle_pass(
         deleted: s.deleted,
         keys_retired: s.keys_retired,
         histories_purged: s.histories_purged,
+        warm_started: s.warm_started,
+        warm_ready: s.warm_ready,
         failures: s
             .failures
             .into_iter()

@@ -5,8 +5,8 @@
 use indexmap::IndexMap;
 use serde::Deserialize;
 
-use super::choice;
 use super::lifecycle::{self, PolicyFile, PolicyOverrides};
+use super::{choice, whole};
 
 /// The spec used when the operator configures none: the OpenHands agent server
 /// image, as upstream ships it.
@@ -58,6 +58,8 @@ pub struct SpecFile {
     pub idle_pause: Option<i64>,
     pub max_running: Option<i64>,
     pub delete_paused_after: Option<i64>,
+    /// Sandboxes kept started ahead (the spec's warm pool).
+    pub warm: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,7 +74,14 @@ pub struct SpecConfig {
     pub probe: Probe,
     /// What this spec changes of the `[lifecycle]` policy.
     pub lifecycle: PolicyOverrides,
+    /// How many sandboxes of this spec are kept started ahead of any request
+    /// (its warm pool), at most [`MAX_WARM`]; 0 is none.
+    pub warm: u32,
 }
+
+/// The largest warm pool of one spec: each warm sandbox is a running process
+/// (or container) nobody uses yet.
+pub const MAX_WARM: i64 = 64;
 
 /// How the local runtime tells that a sandbox is ready.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +142,7 @@ pub(super) fn validate(
             initial_env: Vec::new(),
             probe: Probe::default(),
             lifecycle: PolicyOverrides::default(),
+            warm: 0,
         }];
     }
     let mut specs: Vec<SpecConfig> = Vec::with_capacity(raw.len());
@@ -170,6 +180,15 @@ pub(super) fn validate(
                 },
                 err,
             ),
+            warm: whole(
+                &format!("specs[{i}].warm"),
+                s.warm,
+                0..=MAX_WARM,
+                " sandboxes",
+                err,
+            )
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(0),
         });
     }
     specs

@@ -501,3 +501,23 @@ fn the_local_runtime_is_refused_with_a_shared_database() {
     assert!(e.contains("database_url (SANDBOXD_DATABASE_URL)"), "{e}");
     assert!(e.contains("cannot be shared by replicas"), "{e}");
 }
+
+#[test]
+fn a_specs_warm_pool_is_read_checked_and_given_to_the_plugin() {
+    let text = format!(
+        "{MINIMAL}[[specs]]\nid = \"a\"\nwarm = 2\n[[specs]]\nid = \"b\"\n[[specs]]\nid = \"c\"\nwarm = 0\n"
+    );
+    let c = load(&text, &[]).unwrap_or_else(|e| panic!("{e}"));
+    let sizes: Vec<u32> = c.specs.iter().map(|s| s.warm).collect();
+    assert_eq!(sizes, vec![2, 0, 0]);
+    let settings = crate::imports::plugin_settings(&c, "http://rt", "now");
+    assert_eq!(settings.warm_pools, vec![("a".to_owned(), 2)]);
+
+    let too_many = errors(&format!("{MINIMAL}[[specs]]\nid = \"a\"\nwarm = 65\n"), &[]);
+    assert!(
+        too_many.contains("specs[0].warm: 65 is out of range; use 0 to 64 sandboxes"),
+        "{too_many}"
+    );
+    let negative = errors(&format!("{MINIMAL}[[specs]]\nid = \"a\"\nwarm = -1\n"), &[]);
+    assert!(negative.contains("specs[0].warm"), "{negative}");
+}

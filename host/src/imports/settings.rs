@@ -52,6 +52,12 @@ pub fn plugin_settings(config: &HostConfig, runtime_api_url: &str, created_at: &
         default_policy: policy(config.lifecycle.policy),
         teardown_grace_secs: config.lifecycle.teardown_grace_secs,
         history_retention_secs: config.lifecycle.history_retention_secs,
+        warm_pools: config
+            .specs
+            .iter()
+            .filter(|s| s.warm > 0)
+            .map(|s| (s.id.clone(), s.warm))
+            .collect(),
     }
 }
 

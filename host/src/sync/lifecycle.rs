@@ -43,7 +43,12 @@ impl Lifecycle {
         match &result {
             Ok(s) => {
                 crate::metrics::lifecycle_pass(s, started.elapsed());
-                let acted = s.observed + s.paused + s.deleted + s.keys_retired + s.histories_purged;
+                let acted = s.observed
+                    + s.paused
+                    + s.deleted
+                    + s.keys_retired
+                    + s.histories_purged
+                    + s.warm_started;
                 if acted > 0 {
                     // Lifecycle events may be owed to callbacks.
                     self.changes.sandboxes_changed();
@@ -56,6 +61,8 @@ impl Lifecycle {
                         deleted = s.deleted,
                         keys_retired = s.keys_retired,
                         histories_purged = s.histories_purged,
+                        warm_started = s.warm_started,
+                        warm_ready = s.warm_ready,
                         failures = s.failures.len(),
                         failed = %super::failures_line(&s.failures),
                         millis,

@@ -95,6 +95,7 @@ pub fn from_settings(c: settings::Config) -> model::Settings {
         default_policy: from_policy(c.default_policy),
         teardown_grace_secs: c.teardown_grace_secs,
         history_retention_secs: c.history_retention_secs,
+        warm_pools: c.warm_pools,
     }
 }
 

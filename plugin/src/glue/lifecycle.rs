@@ -38,6 +38,8 @@ impl lifecycle::Guest for Component {
             deleted: p.deleted,
             keys_retired: p.keys_retired,
             histories_purged: p.histories_purged,
+            warm_started: p.warm_started,
+            warm_ready: p.warm_ready,
             failures: p.failures,
         })
     }

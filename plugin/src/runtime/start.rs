@@ -119,6 +119,7 @@ mod tests {
             default_policy: Default::default(),
             teardown_grace_secs: 30,
             history_retention_secs: 604_800,
+            warm_pools: Vec::new(),
         }
     }
 

@@ -3,7 +3,8 @@
 //! Each submodule owns the tables of one kind of record and the commit ops that
 //! keep those tables consistent with each other; nothing else builds keys.
 //!
-//! - [`sandboxes`]: sandboxes, their owner and creation indexes, session-key hashes.
+//! - [`sandboxes`]: sandboxes, their owner and creation indexes, session-key
+//!   hashes, the warm pools.
 //! - [`conversations`]: conversations, their owner, creation and sandbox indexes.
 //! - [`events`]: events in timestamp order per conversation, and the event-id
 //!   index that makes every event stored once.
@@ -17,7 +18,8 @@ pub mod history;
 mod sandboxes;
 
 pub use sandboxes::{
-    ACTIVE_BY_OWNER, BY_CREATED, BY_KEY_HASH, BY_OWNER, Phase, RetiredKey, SANDBOXES, SandboxRecord,
+    ACTIVE_BY_OWNER, BY_CREATED, BY_KEY_HASH, BY_OWNER, Phase, RetiredKey, SANDBOXES,
+    SandboxRecord, WARM, Warm, warm_prefix,
 };
 
 use serde::Serialize;

@@ -16,10 +16,16 @@
 //!   the same with 10 stored sandboxes as with 10,000. It is a superset of what
 //!   runs (a runtime may stop by itself); the limit asks the runtime about
 //!   these before it pauses anything.
+//! - `sandboxes_warm`: [`warm_prefix`] of the spec ‖ [`order_key`] → sandbox id,
+//!   for the warm pool: sandboxes started ahead of any request and not handed
+//!   out yet ([`SandboxRecord::warm`]). A warm record is in this index and in
+//!   `sandboxes_by_key_hash` only: no user's or admin's listing shows it and no
+//!   limit counts it until a start takes it, which moves it into the others.
 //!
 //! Invariant: the index entries of a record are written and removed in the same
 //! commit as the record itself ([`SandboxRecord::insert_ops`],
-//! [`SandboxRecord::update_ops`], [`SandboxRecord::delete_ops`]), so an index never
+//! [`SandboxRecord::update_ops`], [`SandboxRecord::delete_ops`], all three from
+//! [`SandboxRecord::index_entries`]), so an index never
 //! names a missing record and a record is never missing from its indexes. Updates
 //! carry the record's previous bytes as a precondition: two calls racing on one
 //! sandbox cannot silently overwrite each other.
@@ -36,6 +42,7 @@ pub const BY_OWNER: &str = "sandboxes_by_owner";
 pub const BY_CREATED: &str = "sandboxes_by_created";
 pub const BY_KEY_HASH: &str = "sandboxes_by_key_hash";
 pub const ACTIVE_BY_OWNER: &str = "sandboxes_active_by_owner";
+pub const WARM: &str = "sandboxes_warm";
 
 /// Where a start stands. A record is written `Starting` before the runtime is
 /// asked and becomes `Started` once the runtime answered, so a crash in between
@@ -78,6 +85,22 @@ pub struct SandboxRecord {
     /// a policy acts once per reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acted: Option<Cause>,
+    /// Started ahead for the warm pool of its spec and not handed out yet:
+    /// visible to no caller, in no listing, counted by no limit, without
+    /// history (its history begins when a start takes it). Added in 0.5.0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm: Option<Warm>,
+}
+
+/// Where a warm sandbox stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Warm {
+    /// In the pool: a start may take it once its runtime runs.
+    Pooled,
+    /// Being removed from the pool (its runtime failed, or the pool shrank):
+    /// no start takes it, and the pass stops its runtime and then forgets it.
+    Leaving,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +114,18 @@ fn is_zero(v: &i64) -> bool {
     *v == 0
 }
 
+/// The key prefix of one spec's entries in [`WARM`]: length-prefixed, so no
+/// spec's prefix is a prefix of another's.
+pub fn warm_prefix(spec_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(4 + spec_id.len());
+    key.extend_from_slice(&(spec_id.len() as u32).to_be_bytes());
+    key.extend_from_slice(spec_id.as_bytes());
+    key
+}
+
+/// One entry of an index: table, key, value.
+type Entry = (&'static str, Vec<u8>, Vec<u8>);
+
 impl SandboxRecord {
     pub fn encode(&self) -> Vec<u8> {
         super::encode(self)
@@ -102,7 +137,7 @@ impl SandboxRecord {
 
     /// Whether `caller` may see this sandbox (none sees everything).
     pub fn visible_to(&self, caller: Option<&str>) -> bool {
-        caller.is_none() || self.created_by_user_id.as_deref() == caller
+        self.warm.is_none() && (caller.is_none() || self.created_by_user_id.as_deref() == caller)
     }
 
     fn order_key(&self) -> Vec<u8> {
@@ -113,7 +148,8 @@ impl SandboxRecord {
     /// sandbox with a session key (started or resumed, not paused since: a
     /// pause clears the key's hash first).
     pub fn is_active(&self) -> bool {
-        self.phase == Phase::Starting || self.session_api_key_hash.is_some()
+        self.warm.is_none()
+            && (self.phase == Phase::Starting || self.session_api_key_hash.is_some())
     }
 
     /// The session-key hashes that lead to this record in [`BY_KEY_HASH`].
@@ -140,6 +176,28 @@ impl SandboxRecord {
         key
     }
 
+    /// Every index entry of the record, as it is: the one description of
+    /// which indexes a record is in, that inserts, updates and deletes follow.
+    pub fn index_entries(&self) -> Vec<Entry> {
+        let id = self.id.as_bytes().to_vec();
+        let mut entries = Vec::with_capacity(5);
+        if self.warm.is_some() {
+            let mut key = warm_prefix(&self.sandbox_spec_id);
+            key.extend_from_slice(&self.order_key());
+            entries.push((WARM, key, id.clone()));
+        } else {
+            entries.push((BY_OWNER, self.owner_key(), Vec::new()));
+            entries.push((BY_CREATED, self.order_key(), Vec::new()));
+        }
+        for hash in self.key_hashes() {
+            entries.push((BY_KEY_HASH, hash.as_bytes().to_vec(), id.clone()));
+        }
+        if self.is_active() {
+            entries.push((ACTIVE_BY_OWNER, self.owner_key(), id));
+        }
+        entries
+    }
+
     /// Create the record and its index entries; fails on an existing id.
     pub fn insert_ops(&self) -> Vec<Op> {
         let mut ops = vec![
@@ -152,32 +210,18 @@ impl SandboxRecord {
                 key: self.id.as_bytes().to_vec(),
                 value: self.encode(),
             },
-            Op::Put {
-                table: BY_OWNER,
-                key: self.owner_key(),
-                value: Vec::new(),
-            },
-            Op::Put {
-                table: BY_CREATED,
-                key: self.order_key(),
-                value: Vec::new(),
-            },
         ];
-        for hash in self.key_hashes() {
-            ops.push(Op::Put {
-                table: BY_KEY_HASH,
-                key: hash.as_bytes().to_vec(),
-                value: self.id.as_bytes().to_vec(),
-            });
-        }
-        if self.is_active() {
-            ops.push(self.active_entry());
-        }
+        ops.extend(
+            self.index_entries()
+                .into_iter()
+                .map(|(table, key, value)| Op::Put { table, key, value }),
+        );
         ops
     }
 
-    /// Replace `old` (as stored) by `self`. Only the session-key hash and the
-    /// timestamps of a start may change; id, owner and creation time are fixed.
+    /// Replace `old` (as stored) by `self`, moving whatever index entries
+    /// differ (a new key hash, a pause leaving the active index, a warm
+    /// sandbox handed out to its owner). The id is fixed.
     pub fn update_ops(&self, old: &SandboxRecord) -> Vec<Op> {
         let mut ops = vec![
             Op::RequireValue {
@@ -191,32 +235,21 @@ impl SandboxRecord {
                 value: self.encode(),
             },
         ];
-        for gone in old
-            .key_hashes()
-            .filter(|h| !self.key_hashes().any(|n| n == *h))
-        {
-            ops.push(Op::Delete {
-                table: BY_KEY_HASH,
-                key: gone.as_bytes().to_vec(),
-            });
+        let before = old.index_entries();
+        let after = self.index_entries();
+        for (table, key, _) in &before {
+            if !after.iter().any(|(t, k, _)| t == table && k == key) {
+                ops.push(Op::Delete {
+                    table,
+                    key: key.clone(),
+                });
+            }
         }
-        for new in self
-            .key_hashes()
-            .filter(|h| !old.key_hashes().any(|o| o == *h))
-        {
-            ops.push(Op::Put {
-                table: BY_KEY_HASH,
-                key: new.as_bytes().to_vec(),
-                value: self.id.as_bytes().to_vec(),
-            });
-        }
-        match (old.is_active(), self.is_active()) {
-            (false, true) => ops.push(self.active_entry()),
-            (true, false) => ops.push(Op::Delete {
-                table: ACTIVE_BY_OWNER,
-                key: self.owner_key(),
-            }),
-            _ => {}
+        for entry in after {
+            if !before.contains(&entry) {
+                let (table, key, value) = entry;
+                ops.push(Op::Put { table, key, value });
+            }
         }
         ops
     }
@@ -233,27 +266,21 @@ impl SandboxRecord {
                 table: SANDBOXES,
                 key: self.id.as_bytes().to_vec(),
             },
-            Op::Delete {
-                table: BY_OWNER,
-                key: self.owner_key(),
-            },
-            Op::Delete {
-                table: BY_CREATED,
-                key: self.order_key(),
-            },
-            // Whether or not it is active: deleting an absent key is a no-op, and
-            // a record stored before this index existed may still have one.
-            Op::Delete {
+        ];
+        let entries = self.index_entries();
+        // Whether or not it is active: deleting an absent key is a no-op, and
+        // a record stored before that index existed may still have one.
+        if self.warm.is_none() && !entries.iter().any(|(t, _, _)| *t == ACTIVE_BY_OWNER) {
+            ops.push(Op::Delete {
                 table: ACTIVE_BY_OWNER,
                 key: self.owner_key(),
-            },
-        ];
-        for hash in self.key_hashes() {
-            ops.push(Op::Delete {
-                table: BY_KEY_HASH,
-                key: hash.as_bytes().to_vec(),
             });
         }
+        ops.extend(
+            entries
+                .into_iter()
+                .map(|(table, key, _)| Op::Delete { table, key }),
+        );
         ops
     }
 }
@@ -276,6 +303,7 @@ mod tests {
             status_at_us: 0,
             retired_key: None,
             acted: None,
+            warm: None,
         }
     }
 

@@ -21,7 +21,8 @@ impl Service<'_> {
     /// Record that `record` (as it is about to be stored) is now `status`,
     /// because of `cause`. Sets its last status; returns the entry and one
     /// delivery per callback of the owner that asked for `SandboxStatusEvent`
-    /// (none when the status is unchanged).
+    /// (none when the status is unchanged, or for a warm sandbox nobody was
+    /// handed yet).
     pub(crate) fn change_ops(
         &self,
         record: &mut SandboxRecord,
@@ -29,7 +30,8 @@ impl Service<'_> {
         cause: Cause,
         detail: Option<String>,
     ) -> Result<Vec<Op>> {
-        if record.status == Some(status) {
+        // A warm sandbox's history begins when a start hands it out.
+        if record.status == Some(status) || record.warm.is_some() {
             return Ok(Vec::new());
         }
         let now = self.env.now_micros();
@@ -59,6 +61,9 @@ impl Service<'_> {
     /// The ops that end a deleted sandbox's history: its last entry, and its
     /// purge after `history_retention_secs`.
     pub(crate) fn deletion_ops(&self, record: &SandboxRecord, cause: Cause) -> Result<Vec<Op>> {
+        if record.warm.is_some() {
+            return Ok(Vec::new());
+        }
         let mut gone = record.clone();
         let mut ops = self.change_ops(&mut gone, Status::Missing, cause, Some("deleted".into()))?;
         let retention = i64::from(self.settings.history_retention_secs) * 1_000_000;

@@ -1,7 +1,9 @@
 //! The write operations: start, pause, resume, delete.
 //!
 //! Ordering is what keeps the promises:
-//! - start records the sandbox (phase `starting`) before asking the runtime, and
+//! - start hands out a running sandbox of the spec's warm pool if it has one
+//!   (`warm`); otherwise it records the sandbox (phase `starting`) before
+//!   asking the runtime, and
 //!   removes the record again only when the runtime surely did not start it;
 //!   that intent is visible at once but durable only with the result's commit
 //!   (one fsync per start): a crash in between leaves no answered start, and
@@ -18,39 +20,63 @@
 
 use super::{Durability, Service};
 use crate::error::{Error, Result};
-use crate::model::{Cause, SandboxInfo, Status};
+use crate::model::{Cause, SandboxInfo, SandboxSpec, Status};
 use crate::ports::{Level, StoreError};
 use crate::runtime::client::Action;
 use crate::runtime::start::StartRequest;
 use crate::runtime::{Runtime, RuntimeError};
-use crate::schema::{self, Phase, RetiredKey, SandboxRecord};
+use crate::schema::{self, Phase, RetiredKey, SandboxRecord, Warm};
 use crate::{session_key, specs};
 
 impl Service<'_> {
     pub fn start(&self, spec_id: Option<&str>, sandbox_id: Option<&str>) -> Result<SandboxInfo> {
         let spec = specs::resolve(self.settings, spec_id)?;
-        let id = match sandbox_id {
-            Some(id) if super::is_valid_id(id) => id.to_owned(),
+        let requested = match sandbox_id {
+            Some(id) if super::is_valid_id(id) => Some(id),
             Some(id) => {
                 return Err(Error::InvalidInput(format!(
                     "invalid sandbox id '{}': use 1 to 128 letters, digits, '-', '_' or '.'",
                     id.chars().take(140).collect::<String>()
                 )));
             }
-            None => self.new_id(),
+            None => None,
         };
         // A taken id is refused before the limit is enforced, so that a start
         // that cannot happen pauses nothing. (The insert below still checks, for
         // a start racing this one.)
-        if self.store.get(schema::SANDBOXES, id.as_bytes())?.is_some() {
-            return Err(taken(&id));
+        if let Some(id) = requested
+            && self.store.get(schema::SANDBOXES, id.as_bytes())?.is_some()
+        {
+            return Err(taken(id));
         }
         self.enforce_limit(None);
+        if requested.is_none()
+            && let Some(info) = self.take_warm(&spec.id)?
+        {
+            return Ok(info);
+        }
+        let id = requested.map_or_else(|| self.new_id(), str::to_owned);
+        let (stored, runtime) = self.launch(spec, id, None)?;
+        Ok(self.to_info(&stored, runtime.as_ref()))
+    }
 
+    /// Start a sandbox of `spec` with id `id`: for the caller, or for the
+    /// spec's warm pool when `warm` is `Pooled`. Returns the record as stored
+    /// and the runtime's answer.
+    pub(super) fn launch(
+        &self,
+        spec: &SandboxSpec,
+        id: String,
+        warm: Option<Warm>,
+    ) -> Result<(SandboxRecord, Option<Runtime>)> {
         let now = self.env.now_micros();
         let record = SandboxRecord {
             id: id.clone(),
-            created_by_user_id: self.caller.clone(),
+            created_by_user_id: if warm.is_some() {
+                None
+            } else {
+                self.caller.clone()
+            },
             sandbox_spec_id: spec.id.clone(),
             session_api_key_hash: None,
             created_at_us: now,
@@ -60,6 +86,7 @@ impl Service<'_> {
             status_at_us: 0,
             retired_key: None,
             acted: None,
+            warm,
         };
         // Relaxed: the intent must be visible before the runtime is asked (to
         // reconciliation, to a racing start of the same id), but need not be
@@ -97,14 +124,18 @@ impl Service<'_> {
             .unwrap_or("unknown");
         self.log(
             Level::Info,
-            "sandbox started",
+            if warm.is_some() {
+                "warm sandbox started"
+            } else {
+                "sandbox started"
+            },
             &[
                 ("sandbox_id", &id),
                 ("runtime_id", runtime_id),
                 ("spec", &spec.id),
             ],
         );
-        Ok(self.to_info(&stored, runtime.as_ref()))
+        Ok((stored, runtime))
     }
 
     /// After `/start` failed: find out whether the runtime exists anyway (the
@@ -350,7 +381,7 @@ impl Service<'_> {
     }
 
     /// A fresh id: base62 of 16 random bytes, as the upstream service makes them.
-    fn new_id(&self) -> String {
+    pub(super) fn new_id(&self) -> String {
         base62::encode(u128::from_be_bytes(self.env.random_16()))
     }
 }
@@ -384,11 +415,11 @@ fn taken(id: &str) -> Error {
     Error::Conflict(format!("a sandbox with id '{id}' already exists"))
 }
 
-fn upstream(e: RuntimeError) -> Error {
+pub(super) fn upstream(e: RuntimeError) -> Error {
     Error::Upstream(e.to_string())
 }
 
-fn no_runtime_id(id: &str) -> Error {
+pub(super) fn no_runtime_id(id: &str) -> Error {
     Error::Upstream(format!(
         "the runtime API described sandbox '{id}' without a runtime_id"
     ))

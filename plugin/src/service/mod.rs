@@ -13,6 +13,8 @@
 //! - Every status change sandboxd makes or observes is in the sandbox's
 //!   history, committed with the change (`history`).
 //! - A record disappears only after its runtime is known to be gone.
+//! - A warm sandbox (started ahead for a spec's pool) belongs to no one and
+//!   is seen by no caller until a start takes it (`warm`).
 
 mod history;
 mod lifecycle;
@@ -20,6 +22,7 @@ mod limit;
 mod policy;
 mod read;
 mod reconcile;
+mod warm;
 
 pub use policy::PassSummary;
 pub use reconcile::{ADOPTED_SPEC, OrphanPolicy, ReconcileSummary};

@@ -17,7 +17,8 @@
 //! on its own is recorded by reconciliation, which reads `/list` anyway.
 //!
 //! Then it purges the histories of sandboxes deleted longer ago than the
-//! retention. A failure on one sandbox is reported in the summary and the pass
+//! retention, and keeps the warm pools full (`warm`; warm sandboxes are no
+//! policy's business until a start takes them). A failure on one sandbox is reported in the summary and the pass
 //! goes on; a runtime batch that fails skips its sandboxes (their status is
 //! unknown, and unknown is not a reason to act).
 
@@ -50,6 +51,8 @@ pub struct PassSummary {
     pub deleted: u32,
     pub keys_retired: u32,
     pub histories_purged: u32,
+    pub warm_started: u32,
+    pub warm_ready: u32,
     pub failures: Vec<(String, String)>,
 }
 
@@ -60,9 +63,12 @@ impl Service<'_> {
                 "the policy pass is for the host".into(),
             ));
         }
-        let mut records: Vec<SandboxRecord> = self
+        let (warm, records): (Vec<SandboxRecord>, Vec<SandboxRecord>) = self
             .all_records()?
             .into_values()
+            .partition(|r| r.warm.is_some());
+        let mut records: Vec<SandboxRecord> = records
+            .into_iter()
             .filter(|r| share.holds(&r.id) && r.phase == Phase::Started)
             .collect();
         records.sort_by(|a, b| a.id.cmp(&b.id));
@@ -97,6 +103,7 @@ impl Service<'_> {
             Ok(n) => summary.histories_purged = n,
             Err(e) => summary.failures.push(("history".into(), e.to_string())),
         }
+        self.keep_warm_pools(share, warm, &mut summary);
         Ok(summary)
     }
 
@@ -173,7 +180,7 @@ impl Service<'_> {
         record: &SandboxRecord,
         runtime: Option<&Runtime>,
     ) -> Result<Option<SandboxRecord>> {
-        if record.phase != Phase::Started {
+        if record.phase != Phase::Started || record.warm.is_some() {
             return Ok(None);
         }
         let (status, detail) = self.live_status(record, runtime);

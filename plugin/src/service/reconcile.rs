@@ -224,6 +224,7 @@ impl Service<'_> {
                     status_at_us: 0,
                     retired_key: None,
                     acted: None,
+                    warm: None,
                 };
                 let status = self.live_status(&record, Some(runtime)).0;
                 let recorded = self.change_ops(

@@ -166,6 +166,7 @@ pub fn settings() -> Settings {
         default_policy: Default::default(),
         teardown_grace_secs: 30,
         history_retention_secs: 604_800,
+        warm_pools: Vec::new(),
     }
 }
 
@@ -212,6 +213,7 @@ impl<'a> World<'a> {
             status_at_us: 0,
             retired_key: None,
             acted: None,
+            warm: None,
         };
         must(self.store.commit(record.insert_ops()));
     }

@@ -7,19 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use sandboxd_tests::agent_server::venv_python;
+use sandboxd_tests::agent_server::{local_spec_toml, venv_python};
 use sandboxd_tests::sandboxd::{Options, Sandboxd};
-
-/// The spec as the README shows it, with this machine's venv python.
-fn agent_server_spec(python: &str) -> String {
-    format!(
-        r#"[[specs]]
-id = "openhands-agent-server"
-command = ["{python}", "-m", "openhands.agent_server", "--host", "127.0.0.1", "--port", "{{port}}"]
-initial_env = {{ TZ = "UTC", OH_CONVERSATIONS_PATH = "{{workspace}}/conversations", OH_WORKSPACE_PATH = "{{workspace}}/project", OH_BASH_EVENTS_DIR = "{{workspace}}/bash_events", OH_ENABLE_VSCODE = "false", OH_PRELOAD_TOOLS = "false", LITELLM_LOCAL_MODEL_COST_MAP = "True", DO_NOT_TRACK = "1", OH_TELEMETRY_EXPORTER = "none" }}
-"#
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_agent_server_runs_as_a_local_sandbox() {
@@ -27,7 +16,7 @@ async fn the_real_agent_server_runs_as_a_local_sandbox() {
     let python = venv_python();
     let config = format!(
         "[runtime]\nstart_sandbox_timeout = 120\n{}",
-        agent_server_spec(&python.display().to_string())
+        local_spec_toml(&python.display().to_string(), "")
     );
     let sd = Sandboxd::start_with(Options::default().config(&config));
     let api = sd.api();

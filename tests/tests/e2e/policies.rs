@@ -2,7 +2,8 @@
 //! on its own, the history route with causes and scoping, the signed
 //! `SandboxStatusEvent` reaching a callback, the teardown grace of a paused
 //! sandbox's key, a delete that revokes the key before the stop and answers
-//! 503 with `Retry-After`, and wake on request with real processes.
+//! 503 with `Retry-After`, wake on request and the warm pool with real
+//! processes.
 //!
 //! Rust host only: the Node.js host serves the history route (its library has
 //! the pass), but not the callback routes, and it runs no policy pass.
@@ -371,4 +372,96 @@ fn wake_on_request_needs_the_local_runtime() {
         "{}",
         failed.stderr
     );
+}
+
+/// A sandbox of the local runtime that checks the session key on `/api/…`
+/// like an agent server, with the `{port}` placeholder of `[[specs]]`.
+const KEYED_SERVER: &str = r#"import http.server, os, sys
+KEY = os.environ.get("SESSION_API_KEY", "")
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        ok = not self.path.startswith("/api/") or self.headers.get("X-Session-API-Key") == KEY
+        self.send_response(200 if ok else 401)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"#;
+
+/// Run lifecycle passes until the warm pool has `ready` sandboxes running.
+async fn wait_for_warm(api: &Api, ready: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let pass = api.post("/admin/lifecycle/pass").await.ok();
+        if pass["warm_ready"] == ready {
+            return pass;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pool never had {ready} ready: {pass}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Local runtime, real processes: a spec's warm pool is started ahead, shown
+/// to no one, handed out `RUNNING` in a start's first answer with a working
+/// session key, and refilled.
+#[tokio::test]
+async fn a_start_from_the_warm_pool_is_running_in_its_first_answer() {
+    let _turn = crate::serial::shared().await;
+    let script = serde_json::to_string(KEYED_SERVER).unwrap_or_default();
+    let sd = Sandboxd::start_with(Options::default().config(&format!(
+        "[runtime]\nstart_sandbox_timeout = 30\n\
+         [lifecycle]\ninterval = 0.2\n\
+         [[specs]]\nid = \"local/keyed\"\ncommand = [\"python3\", \"-c\", {script}, \"{{port}}\"]\n\
+         probe_path = \"/alive\"\nwarm = 1\n"
+    )));
+    let api = sd.api();
+    wait_for_warm(&api, 1).await;
+    // Running, yet in no listing.
+    assert!(api.search_all(100).await.0.is_empty());
+
+    let started = api.post("/api/v1/sandboxes").await.ok();
+    assert_eq!(started["status"], "RUNNING", "{started}");
+    let key = started["session_api_key"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no session key: {started}"))
+        .to_owned();
+    let agent = started["exposed_urls"][0]["url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let with_key = client
+        .get(format!("{agent}/api/conversations"))
+        .header("X-Session-API-Key", &key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{agent}: {e}"));
+    assert_eq!(with_key.status().as_u16(), 200);
+    let without = client
+        .get(format!("{agent}/api/conversations"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{agent}: {e}"));
+    assert_eq!(without.status().as_u16(), 401);
+    let id = id_of(&started);
+    assert_eq!(causes(&api, &id).await, [pair("RUNNING", "user")]);
+
+    // Refilled in the background; the taken one stays the only one listed.
+    wait_for_warm(&api, 1).await;
+    let listed = api.search_all(100).await.0;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(id_of(&listed[0]), id);
+    // The next start takes the new warm sandbox, not the first one again.
+    let second = api.post("/api/v1/sandboxes").await.ok();
+    assert_eq!(second["status"], "RUNNING", "{second}");
+    assert_ne!(id_of(&second), id);
+    assert_ne!(second["session_api_key"], started["session_api_key"]);
 }

@@ -31,6 +31,7 @@ const WHY = {
   'lifecycle.delete_paused_after': 'it runs no lifecycle policy pass (its library has `lifecyclePass`)',
   'lifecycle.interval': 'it runs no lifecycle policy pass (its library has `lifecyclePass`)',
   'lifecycle.wake_on_request': 'it has no embedded local runtime',
+  'specs.warm': 'it runs no lifecycle policy pass, which keeps the warm pools (its library has `lifecyclePass`)',
 };
 
 function refuseUnknown(table, section, label, errors) {

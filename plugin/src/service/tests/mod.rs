@@ -43,3 +43,4 @@ mod scoping;
 mod search;
 mod start;
 mod status;
+mod warm;

@@ -69,6 +69,7 @@ fn half_way(w: &World, id: &str) {
         status_at_us: 0,
         retired_key: None,
         acted: None,
+        warm: None,
     };
     let store: &dyn crate::ports::Store = &w.store;
     if let Err(e) = store.commit(record.insert_ops()) {
