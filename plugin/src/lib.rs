@@ -20,8 +20,10 @@
 //! - [`conversations`]: reading what sync stored.
 //! - [`callbacks`]: event subscriptions and their deliveries.
 //! - [`share`]: which part of the background work a call acts on.
+//! - [`allocator`]: the component's allocator, sized for one-call instances.
 
 pub mod agent;
+pub mod allocator;
 pub mod callbacks;
 pub mod conversations;
 pub mod error;

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use wasmtime::{Store, UpdateDeadline};
 
 use super::LoadedPlugin;
-use crate::bindings::Plugin;
+use super::PluginInstance;
 use crate::engine::EngineHandle;
 use crate::imports::{Budget, HostState, LimitExceeded, Services};
 
@@ -52,7 +52,7 @@ pub async fn run<R, F, Fut>(
     f: F,
 ) -> Result<R, CallError>
 where
-    F: FnOnce(Plugin, Store<HostState>) -> Fut,
+    F: FnOnce(PluginInstance, Store<HostState>) -> Fut,
     Fut: Future<Output = wasmtime::Result<R>>,
 {
     let state = HostState::new(
@@ -75,8 +75,12 @@ where
         }
     });
     let work = async move {
-        let instance = plugin.pre.instantiate_async(&mut store).await?;
-        f(instance, store).await
+        let instance = plugin
+            .pre
+            .instance_pre()
+            .instantiate_async(&mut store)
+            .await?;
+        f(PluginInstance::new(instance, plugin.exports.clone()), store).await
     };
     // The epoch deadline stops a plugin that computes too long; this one stops a
     // call that waits too long on the network between computations.

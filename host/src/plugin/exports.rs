@@ -11,8 +11,8 @@ use std::future::Future;
 
 use wasmtime::Store;
 
+use super::PluginInstance;
 use super::{CallError, Caller, PluginHost};
-use crate::bindings::Plugin;
 use crate::bindings::callbacks::{AttemptPage, Callback, DeliverySummary};
 use crate::bindings::conversations::{EventQuery, JsonPage, StreamPosition};
 use crate::bindings::exports::sandboxd::plugin::info::PluginInfo;
@@ -54,7 +54,7 @@ struct Door<'a> {
 impl Door<'_> {
     async fn call<R, F, Fut>(self, export: &'static str, f: F) -> Result<R, ExportError>
     where
-        F: FnOnce(Plugin, Store<HostState>) -> Fut,
+        F: FnOnce(PluginInstance, Store<HostState>) -> Fut,
         Fut: Future<Output = wasmtime::Result<Result<R, PluginError>>>,
     {
         let limits = match self.caller {
@@ -116,7 +116,7 @@ impl PluginHost {
     pub async fn info(&self) -> Result<PluginInfo, CallError> {
         let result = self
             .call_within(self.runner.api, None, |p, mut store| async move {
-                p.sandboxd_plugin_info().call_info(&mut store).await
+                p.info(&mut store)?.call_info(&mut store).await
             })
             .await;
         metrics::plugin_call(
@@ -143,7 +143,7 @@ impl Sandboxes<'_> {
     ) -> Result<SandboxPage, ExportError> {
         self.0
             .call("sandboxes.search", |p, mut s| async move {
-                p.sandboxd_plugin_sandboxes()
+                p.sandboxes(&mut s)?
                     .call_search(&mut s, page_id, limit)
                     .await
             })
@@ -153,7 +153,7 @@ impl Sandboxes<'_> {
     pub async fn get(&self, id: &str) -> Result<SandboxInfo, ExportError> {
         self.0
             .call("sandboxes.get", |p, mut s| async move {
-                p.sandboxd_plugin_sandboxes().call_get(&mut s, id).await
+                p.sandboxes(&mut s)?.call_get(&mut s, id).await
             })
             .await
     }
@@ -161,9 +161,7 @@ impl Sandboxes<'_> {
     pub async fn batch_get(&self, ids: &[String]) -> Result<Vec<Option<SandboxInfo>>, ExportError> {
         self.0
             .call("sandboxes.batch-get", |p, mut s| async move {
-                p.sandboxd_plugin_sandboxes()
-                    .call_batch_get(&mut s, ids)
-                    .await
+                p.sandboxes(&mut s)?.call_batch_get(&mut s, ids).await
             })
             .await
     }
@@ -175,7 +173,7 @@ impl Sandboxes<'_> {
     ) -> Result<SandboxInfo, ExportError> {
         self.0
             .call("sandboxes.start", |p, mut s| async move {
-                p.sandboxd_plugin_sandboxes()
+                p.sandboxes(&mut s)?
                     .call_start(&mut s, spec_id, sandbox_id)
                     .await
             })
@@ -185,7 +183,7 @@ impl Sandboxes<'_> {
     pub async fn pause(&self, id: &str) -> Result<(), ExportError> {
         self.0
             .call("sandboxes.pause", |p, mut s| async move {
-                p.sandboxd_plugin_sandboxes().call_pause(&mut s, id).await
+                p.sandboxes(&mut s)?.call_pause(&mut s, id).await
             })
             .await
     }
@@ -193,7 +191,7 @@ impl Sandboxes<'_> {
     pub async fn resume(&self, id: &str) -> Result<(), ExportError> {
         self.0
             .call("sandboxes.resume", |p, mut s| async move {
-                p.sandboxd_plugin_sandboxes().call_resume(&mut s, id).await
+                p.sandboxes(&mut s)?.call_resume(&mut s, id).await
             })
             .await
     }
@@ -201,7 +199,7 @@ impl Sandboxes<'_> {
     pub async fn delete(&self, id: &str) -> Result<(), ExportError> {
         self.0
             .call("sandboxes.delete", |p, mut s| async move {
-                p.sandboxd_plugin_sandboxes().call_delete(&mut s, id).await
+                p.sandboxes(&mut s)?.call_delete(&mut s, id).await
             })
             .await
     }
@@ -209,7 +207,7 @@ impl Sandboxes<'_> {
     pub async fn get_by_session_key(&self, key: &str) -> Result<Option<SandboxInfo>, ExportError> {
         self.0
             .call("sandboxes.get-by-session-key", |p, mut s| async move {
-                p.sandboxd_plugin_sandboxes()
+                p.sandboxes(&mut s)?
                     .call_get_by_session_key(&mut s, key)
                     .await
             })
@@ -224,7 +222,7 @@ impl Sandboxes<'_> {
     ) -> Result<ReconcileSummary, ExportError> {
         self.0
             .call("sandboxes.reconcile", |p, mut s| async move {
-                p.sandboxd_plugin_sandboxes()
+                p.sandboxes(&mut s)?
                     .call_reconcile(&mut s, orphans, stuck_before_us, share)
                     .await
             })
@@ -244,7 +242,7 @@ impl Lifecycle<'_> {
     ) -> Result<HistoryPage, ExportError> {
         self.0
             .call("lifecycle.history", |p, mut s| async move {
-                p.sandboxd_plugin_lifecycle()
+                p.lifecycle(&mut s)?
                     .call_history(&mut s, id, page_id, limit)
                     .await
             })
@@ -254,7 +252,7 @@ impl Lifecycle<'_> {
     pub async fn pass(&self, share: &Share) -> Result<PassSummary, ExportError> {
         self.0
             .call("lifecycle.pass", |p, mut s| async move {
-                p.sandboxd_plugin_lifecycle().call_pass(&mut s, share).await
+                p.lifecycle(&mut s)?.call_pass(&mut s, share).await
             })
             .await
     }
@@ -262,7 +260,7 @@ impl Lifecycle<'_> {
     pub async fn wake(&self, id: &str) -> Result<SandboxInfo, ExportError> {
         self.0
             .call("lifecycle.wake", |p, mut s| async move {
-                p.sandboxd_plugin_lifecycle().call_wake(&mut s, id).await
+                p.lifecycle(&mut s)?.call_wake(&mut s, id).await
             })
             .await
     }
@@ -275,9 +273,7 @@ impl Specs<'_> {
     pub async fn search(&self, page_id: Option<&str>, limit: u32) -> Result<SpecPage, ExportError> {
         self.0
             .call("specs.search", |p, mut s| async move {
-                p.sandboxd_plugin_specs()
-                    .call_search(&mut s, page_id, limit)
-                    .await
+                p.specs(&mut s)?.call_search(&mut s, page_id, limit).await
             })
             .await
     }
@@ -285,7 +281,7 @@ impl Specs<'_> {
     pub async fn batch_get(&self, ids: &[String]) -> Result<Vec<Option<SandboxSpec>>, ExportError> {
         self.0
             .call("specs.batch-get", |p, mut s| async move {
-                p.sandboxd_plugin_specs().call_batch_get(&mut s, ids).await
+                p.specs(&mut s)?.call_batch_get(&mut s, ids).await
             })
             .await
     }
@@ -303,7 +299,7 @@ impl Conversations<'_> {
     ) -> Result<JsonPage, ExportError> {
         self.0
             .call("conversations.search", |p, mut s| async move {
-                p.sandboxd_plugin_conversations()
+                p.conversations(&mut s)?
                     .call_search(&mut s, sandbox_id, page_id, limit)
                     .await
             })
@@ -313,7 +309,7 @@ impl Conversations<'_> {
     pub async fn get(&self, id: &str) -> Result<String, ExportError> {
         self.0
             .call("conversations.get", |p, mut s| async move {
-                p.sandboxd_plugin_conversations().call_get(&mut s, id).await
+                p.conversations(&mut s)?.call_get(&mut s, id).await
             })
             .await
     }
@@ -325,7 +321,7 @@ impl Conversations<'_> {
     ) -> Result<JsonPage, ExportError> {
         self.0
             .call("conversations.search-events", |p, mut s| async move {
-                p.sandboxd_plugin_conversations()
+                p.conversations(&mut s)?
                     .call_search_events(&mut s, conversation_id, query)
                     .await
             })
@@ -340,7 +336,7 @@ impl Conversations<'_> {
     ) -> Result<JsonPage, ExportError> {
         self.0
             .call("conversations.stream-events", |p, mut s| async move {
-                p.sandboxd_plugin_conversations()
+                p.conversations(&mut s)?
                     .call_stream_events(&mut s, conversation_id, after_event_id, limit)
                     .await
             })
@@ -354,7 +350,7 @@ impl Conversations<'_> {
     ) -> Result<StreamPosition, ExportError> {
         self.0
             .call("conversations.stream-start", |p, mut s| async move {
-                p.sandboxd_plugin_conversations()
+                p.conversations(&mut s)?
                     .call_stream_start(&mut s, conversation_id, last_event_id)
                     .await
             })
@@ -375,7 +371,7 @@ impl Callbacks<'_> {
     ) -> Result<Callback, ExportError> {
         self.0
             .call("callbacks.create", |p, mut s| async move {
-                p.sandboxd_plugin_callbacks()
+                p.callbacks(&mut s)?
                     .call_create(&mut s, id, url, conversation_id, event_kinds)
                     .await
             })
@@ -385,7 +381,7 @@ impl Callbacks<'_> {
     pub async fn all(&self) -> Result<Vec<Callback>, ExportError> {
         self.0
             .call("callbacks.all", |p, mut s| async move {
-                p.sandboxd_plugin_callbacks().call_all(&mut s).await
+                p.callbacks(&mut s)?.call_all(&mut s).await
             })
             .await
     }
@@ -393,7 +389,7 @@ impl Callbacks<'_> {
     pub async fn get(&self, id: &str) -> Result<Callback, ExportError> {
         self.0
             .call("callbacks.get", |p, mut s| async move {
-                p.sandboxd_plugin_callbacks().call_get(&mut s, id).await
+                p.callbacks(&mut s)?.call_get(&mut s, id).await
             })
             .await
     }
@@ -401,7 +397,7 @@ impl Callbacks<'_> {
     pub async fn delete(&self, id: &str) -> Result<(), ExportError> {
         self.0
             .call("callbacks.delete", |p, mut s| async move {
-                p.sandboxd_plugin_callbacks().call_delete(&mut s, id).await
+                p.callbacks(&mut s)?.call_delete(&mut s, id).await
             })
             .await
     }
@@ -414,7 +410,7 @@ impl Callbacks<'_> {
     ) -> Result<AttemptPage, ExportError> {
         self.0
             .call("callbacks.deliveries", |p, mut s| async move {
-                p.sandboxd_plugin_callbacks()
+                p.callbacks(&mut s)?
                     .call_deliveries(&mut s, callback_id, page_id, limit)
                     .await
             })
@@ -424,9 +420,7 @@ impl Callbacks<'_> {
     pub async fn deliver_due(&self, share: &Share) -> Result<DeliverySummary, ExportError> {
         self.0
             .call("callbacks.deliver-due", |p, mut s| async move {
-                p.sandboxd_plugin_callbacks()
-                    .call_deliver_due(&mut s, share)
-                    .await
+                p.callbacks(&mut s)?.call_deliver_due(&mut s, share).await
             })
             .await
     }
@@ -439,7 +433,7 @@ impl Sync<'_> {
     pub async fn poll(&self, share: &Share) -> Result<CycleSummary, ExportError> {
         self.0
             .call("sync.poll", |p, mut s| async move {
-                p.sandboxd_plugin_sync().call_poll(&mut s, share).await
+                p.sync(&mut s)?.call_poll(&mut s, share).await
             })
             .await
     }
@@ -451,7 +445,7 @@ impl Sync<'_> {
     ) -> Result<IngestSummary, ExportError> {
         self.0
             .call("sync.ingest-conversation", |p, mut s| async move {
-                p.sandboxd_plugin_sync()
+                p.sync(&mut s)?
                     .call_ingest_conversation(&mut s, session_api_key, body)
                     .await
             })
@@ -466,7 +460,7 @@ impl Sync<'_> {
     ) -> Result<IngestSummary, ExportError> {
         self.0
             .call("sync.ingest-events", |p, mut s| async move {
-                p.sandboxd_plugin_sync()
+                p.sync(&mut s)?
                     .call_ingest_events(&mut s, session_api_key, conversation_id, body)
                     .await
             })

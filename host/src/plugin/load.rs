@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::call::run;
 use super::contract::{CONTRACT_VERSION, compatible, declared_version};
+use super::instance::ExportIndices;
 use super::{Runner, cache::Compiled};
 use crate::bindings::PluginPre;
 use crate::imports::HostState;
@@ -21,6 +22,7 @@ use crate::imports::HostState;
 /// A plugin ready to serve.
 pub struct LoadedPlugin {
     pub(super) pre: PluginPre<HostState>,
+    pub(super) exports: ExportIndices,
     pub plugin_version: Arc<str>,
     pub contract_version: String,
     /// Lower-case hex SHA-256 of the component bytes.
@@ -108,9 +110,11 @@ pub(super) async fn prepare(
         .linker
         .instantiate_pre(&component)
         .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+    let exports = ExportIndices::new(&pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
     let pre = PluginPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
     let mut candidate = LoadedPlugin {
         pre,
+        exports,
         plugin_version: Arc::from("(loading)"),
         contract_version: declared.clone(),
         sha256,
@@ -130,9 +134,9 @@ pub(super) async fn prepare(
         &candidate,
         None,
         |plugin, mut store| async move {
-            let info = plugin.sandboxd_plugin_info().call_info(&mut store).await?;
+            let info = plugin.info(&mut store)?.call_info(&mut store).await?;
             let specs = plugin
-                .sandboxd_plugin_specs()
+                .specs(&mut store)?
                 .call_search(&mut store, None, 1)
                 .await?;
             Ok((info, specs))

@@ -8,6 +8,7 @@
 //! - [`exports`]: the typed door, one method per export (the only way in);
 //! - [`caller`]: who a call acts for, and so which limits it gets;
 //! - [`call`]: one call, its limits and its failures;
+//! - [`instance`]: a fresh instance, and the exports of the interface a call uses;
 //! - [`load`]: compile, check the contract, link, smoke-test;
 //! - [`cache`]: compiled components on disk;
 //! - [`lifecycle`]: reloading from the plugin file, atomically;
@@ -26,6 +27,7 @@ mod caller;
 mod contract;
 mod embedded;
 mod exports;
+mod instance;
 mod lifecycle;
 mod load;
 mod watch;
@@ -44,6 +46,7 @@ pub use caller::Caller;
 pub use contract::CONTRACT_VERSION;
 pub use embedded::EMBEDDED_PLUGIN;
 pub use exports::{Callbacks, Conversations, ExportError, Sandboxes, Specs, Sync};
+pub use instance::PluginInstance;
 pub use lifecycle::{History, Refusal, Reload, ReloadError, Trigger};
 pub use load::{LoadError, LoadedPlugin};
 pub use watch::{reload_on_sighup, watch};
@@ -131,7 +134,7 @@ impl PluginHost {
         f: F,
     ) -> Result<R, CallError>
     where
-        F: FnOnce(Plugin, Store<HostState>) -> Fut,
+        F: FnOnce(PluginInstance, Store<HostState>) -> Fut,
         Fut: Future<Output = wasmtime::Result<R>>,
     {
         // The semaphore is never closed, so acquiring cannot fail; without a

@@ -28,6 +28,11 @@ use sandboxd::plugin::{settings, types, user_context};
 use crate::error::Error;
 use crate::service::Service;
 
+/// Every instance lives for one call: see [`crate::allocator`] for why this
+/// allocator and not the default.
+#[global_allocator]
+static ALLOCATOR: crate::allocator::SizeClasses = crate::allocator::SizeClasses::new();
+
 struct Component;
 
 export!(Component);
